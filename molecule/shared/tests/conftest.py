@@ -1,0 +1,97 @@
+"""Fixtures shared by every scenario's checks.
+
+Hosts are reached with testinfra's docker backend (docker exec: fast); the
+deployment's values come from the scenario's inventory, templated by Ansible.
+"""
+
+import json
+import os
+import shlex
+import subprocess
+
+import pytest
+import testinfra
+
+INVENTORY = os.environ.get("MOLECULE_INVENTORY_FILE", "")
+PROJECT = os.environ.get("MOLECULE_PROJECT_DIRECTORY", os.getcwd())
+PROBE = "python3 /opt/ogd-probes/probe.py"
+PEBBLE_ROOT = "/opt/ogd-probes/pebble-root.pem"
+
+# What the checks need to know about each Opengram host, as Ansible sees it.
+_FACTS = (
+    '{"domain": opengram_domain, "proxy": opengram_proxy, "version": opengram_version,'
+    ' "token": opengram_instance_secret | default(""), "upload_max": opengram_upload_max_bytes | int,'
+    ' "rate_max": opengram_write_rate_limit_max | int, "group_names": group_names}'
+)
+
+
+def ansible_json(pattern, expression):
+    """Template `expression` for every host matching `pattern`; {host: value}."""
+    env = dict(os.environ, ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
+               ANSIBLE_CALLBACKS_ENABLED="ansible.builtin.junit")
+    out = subprocess.run(
+        ["ansible", "-i", INVENTORY, pattern, "-m", "ansible.builtin.debug", "-a", "msg={{ %s | to_json }}" % expression],
+        env=env, check=True, capture_output=True, text=True, cwd=PROJECT,
+    ).stdout
+    result, _ = json.JSONDecoder().raw_decode(out[out.index("{"):])
+    hosts = result["plays"][0]["tasks"][0]["hosts"]
+    return {name: json.loads(value["msg"]) for name, value in hosts.items()}
+
+
+def run_playbook(*extra_args):
+    """Converge the scenario again with site.yml; returns the completed process."""
+    return subprocess.run(
+        ["ansible-playbook", "-i", INVENTORY, os.path.join(PROJECT, "site.yml"), *extra_args],
+        capture_output=True, text=True, cwd=PROJECT, env=dict(os.environ),
+    )
+
+
+@pytest.fixture(scope="session")
+def deployment():
+    return ansible_json("opengram", _FACTS)
+
+
+def pytest_generate_tests(metafunc):
+    if "app" in metafunc.fixturenames:
+        metafunc.parametrize("app", sorted(ansible_json("opengram", _FACTS)), scope="session")
+
+
+class Site:
+    """One deployed Opengram, seen from a client container."""
+
+    def __init__(self, name, facts, client, other_client):
+        self.name = name
+        self.host = testinfra.get_host("docker://" + name)
+        self.client = client
+        self.other_client = other_client
+        self.__dict__.update(facts)
+        self.base = "https://" + facts["domain"]
+
+    def curl(self, *args, client=None):
+        """curl from a client that trusts Pebble's root only; returns the command result."""
+        command = "curl --silent --show-error --cacert %s --max-time 30 %s" % (
+            PEBBLE_ROOT, " ".join(shlex.quote(a) for a in args))
+        return (client or self.client).run(command)
+
+    def auth_header(self):
+        return ["-H", "Authorization: Bearer " + self.token] if self.token else []
+
+    def probe(self, command, *args, client=None):
+        token = ["--token", self.token] if self.token else []
+        line = " ".join([PROBE, command, "--base", self.base, "--ca", PEBBLE_ROOT]
+                        + [shlex.quote(a) for a in [*token, *args]])
+        result = (client or self.client).run(line)
+        assert result.rc == 0, result.stdout + result.stderr
+        return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="session")
+def clients():
+    names = sorted(ansible_json("clients", "inventory_hostname"))
+    assert len(names) >= 2, "scenarios need two clients (distinct IPs), found %s" % names
+    return [testinfra.get_host("docker://" + name) for name in names[:2]]
+
+
+@pytest.fixture(scope="session")
+def site(app, deployment, clients):
+    return Site(app, deployment[app], clients[0], clients[1])

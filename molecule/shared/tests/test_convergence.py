@@ -1,0 +1,30 @@
+"""What a later run of the playbook does to a converged host."""
+
+import json
+import time
+
+from conftest import run_playbook
+
+CONFIG = "/var/lib/opengram/opengram.config.json"
+
+
+def read_config(site):
+    return json.loads(site.host.check_output("cat %s", CONFIG))
+
+
+def test_app_written_keys_survive_a_converge_that_changes_owned_keys(site):
+    before = read_config(site)
+    assert before["push"]["vapidPrivateKey"], "the app did not write its push keys"
+    # Something the app writes into its own config (as the Settings page does).
+    site.host.check_output(
+        "curl -s -X PATCH -H 'Content-Type: application/json' -H 'Authorization: Bearer %s' "
+        "-d '{\"ui\": {\"theme\": \"dark\"}}' http://127.0.0.1:3000/api/v1/config/admin", site.token)
+    title = "converged-%d" % time.time_ns()
+    run = run_playbook("--limit", site.name, "-e", json.dumps({"opengram_config_extra": {"branding": {"title": title}}}))
+    assert run.returncode == 0, run.stdout[-3000:]
+    after = read_config(site)
+    assert after["branding"]["title"] == title
+    assert after["push"] == before["push"]
+    assert after["ui"] == {"theme": "dark"}
+    # Healthy again after the restart the change caused.
+    assert json.loads(site.curl(site.base + "/api/v1/health").stdout)["status"] == "ok"

@@ -1,0 +1,264 @@
+"""Unit tests for the pure parts of tools/hostprep.py (no docker, no network)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from tools import hostprep  # noqa: E402
+from tools.hostprep import HostPrepError  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("OGD_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+# --- requirements.yml parsing -----------------------------------------------------
+
+GOOD = """\
+---
+# comment
+collections:
+  - name: community.docker
+    version: 4.8.5
+  - name: "ansible.posix"   # trailing comment
+    version: '2.1.0'
+  -
+    name: community.general
+    version: 11.4.2
+    type: galaxy
+"""
+
+
+def test_parse_good():
+    assert hostprep.parse_requirements_yml(GOOD) == {
+        "community.docker": "4.8.5",
+        "ansible.posix": "2.1.0",
+        "community.general": "11.4.2",
+    }
+
+
+def test_parse_keeps_file_order():
+    assert list(hostprep.parse_requirements_yml(GOOD)) == [
+        "community.docker", "ansible.posix", "community.general"]
+
+
+def test_repo_requirements_yml_parses_and_pins_the_needed_collections():
+    pins = hostprep.parse_requirements_yml(
+        (REPO_ROOT / "requirements.yml").read_text())
+    for needed in ("community.docker", "ansible.posix",
+                   "community.library_inventory_filtering_v1", "community.general"):
+        assert needed in pins
+
+
+@pytest.mark.parametrize("text, message", [
+    ("collections:\n  - name: a.b\n", "has no version"),
+    ("collections:\n  - version: 1.0.0\n", "has no name"),
+    ("collections:\n  - name: a.b\n    version: '>=1.0.0'\n", "not an exact version"),
+    ("collections:\n  - name: a.b\n    version: 1.0\n", "not an exact version"),
+    ("collections:\n  - name: ab\n    version: 1.0.0\n", "not a namespace.name"),
+    ("collections:\n  - name: a.b\n    version: 1.0.0\n  - name: a.b\n    version: 1.0.0\n",
+     "listed twice"),
+    ("collections:\n  - name: a.b\n    version: 1.0.0\n    version: 1.0.1\n", "duplicate key"),
+    ("collections:\n  - name: a.b\n    version: 1.0.0\n    src: x\n", "unsupported key"),
+    ("roles:\n  - name: x\n", "unsupported top-level key"),
+    ("collections:\n  - name: a.b\n    version: 1.0.0\n    type: git\n", "only type 'galaxy'"),
+    ("collections: []\n", "no collections"),
+    ("", "no collections"),
+    ("collections:\n  - name: a.b\n    version: [1]\n", "unsupported YAML value"),
+    ("collections:\n  - name: a.b\n   version: 1.0.0\n", "indentation differs"),
+    ("collections:\n  - name: a.b\n  version: 1.0.0\n", "expected a list item"),
+])
+def test_parse_errors(text, message):
+    with pytest.raises(HostPrepError, match=message):
+        hostprep.parse_requirements_yml(text)
+
+
+# --- hashes and stamps ---------------------------------------------------------------
+
+def test_sha256_hex_is_length_prefixed():
+    assert hostprep.sha256_hex("ab", "c") != hostprep.sha256_hex("a", "bc")
+    assert hostprep.sha256_hex("x") == hostprep.sha256_hex(b"x")
+
+
+def test_venv_key_depends_on_requirements_and_python():
+    base = hostprep.venv_key(b"pytest==9.2.0\n", "cpython-3.11.7")
+    assert base == hostprep.venv_key(b"pytest==9.2.0\n", "cpython-3.11.7")
+    assert base != hostprep.venv_key(b"pytest==9.2.1\n", "cpython-3.11.7")
+    assert base != hostprep.venv_key(b"pytest==9.2.0\n", "cpython-3.12.1")
+
+
+def test_venv_path_is_under_cache(_cache):
+    path = hostprep.venv_path(b"x==1\n")
+    assert path.parent == _cache
+    assert path.name == "venv-" + hostprep.venv_key(b"x==1\n")[:16]
+
+
+def test_remove_other_venvs_keeps_current_and_foreign_dirs(_cache):
+    keep = hostprep.venv_path(b"a==1\n")
+    old = hostprep.venv_path(b"a==2\n")
+    foreign = _cache / "venv-mine"
+    for d in (keep, old, foreign):
+        d.mkdir(parents=True)
+    assert hostprep._remove_other_venvs(keep) == 1
+    assert keep.is_dir() and foreign.is_dir() and not old.exists()
+
+
+def test_recipe_hash_changes_with_packages_and_revision(monkeypatch):
+    base = hostprep.base_image_recipe_hash()
+    assert base == hostprep.base_image_recipe_hash()
+    monkeypatch.setattr(hostprep, "BASE_PACKAGES", hostprep.BASE_PACKAGES + ("nano",))
+    with_nano = hostprep.base_image_recipe_hash()
+    assert with_nano != base
+    monkeypatch.setattr(hostprep, "BASE_IMAGE_REVISION", hostprep.BASE_IMAGE_REVISION + 1)
+    assert hostprep.base_image_recipe_hash() not in (base, with_nano)
+
+
+def test_recipe_hash_ignores_package_order(monkeypatch):
+    base = hostprep.base_image_recipe_hash()
+    monkeypatch.setattr(hostprep, "BASE_PACKAGES", tuple(reversed(hostprep.BASE_PACKAGES)))
+    assert hostprep.base_image_recipe_hash() == base
+
+
+def test_sources_list_has_main_updates_security():
+    lines = hostprep.sources_list().splitlines()
+    assert lines == [
+        "deb http://deb.debian.org/debian trixie main",
+        "deb http://deb.debian.org/debian trixie-updates main",
+        "deb http://deb.debian.org/debian-security trixie-security main",
+    ]
+
+
+def test_stamp_roundtrip(tmp_path):
+    stamp = tmp_path / "s.json"
+    assert not hostprep.stamp_matches(stamp, "k")
+    hostprep.write_stamp(stamp, "k", extra="x")
+    assert hostprep.stamp_matches(stamp, "k")
+    assert not hostprep.stamp_matches(stamp, "other")
+    assert hostprep.read_stamp(stamp)["extra"] == "x"
+    assert not (tmp_path / "s.json.tmp").exists()
+    stamp.write_text("{not json")
+    assert not hostprep.stamp_matches(stamp, "k")
+
+
+def test_collections_key_depends_on_text_and_bundle():
+    k = hostprep.collections_key(b"a")
+    assert k == hostprep.collections_key(b"a")
+    assert k != hostprep.collections_key(b"b")
+    assert k != hostprep.collections_key(b"a", bundle="99.0.0")
+
+
+# --- collection extraction from a (synthetic) ansible wheel ----------------------
+
+def _wheel(path: Path, collections: dict[str, tuple[str, dict]]) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("ansible_collections/ansible_release.py", "")
+        zf.writestr("ansible-0.0.0.dist-info/METADATA", "")
+        for fqcn, (version, deps) in collections.items():
+            ns, name = fqcn.split(".")
+            base = f"ansible_collections/{ns}/{name}/"
+            zf.writestr(base + "MANIFEST.json", json.dumps({"collection_info": {
+                "namespace": ns, "name": name, "version": version,
+                "dependencies": deps}}))
+            zf.writestr(base + "plugins/modules/thing.py", "# module\n")
+    return path
+
+
+def test_extract_only_pinned(tmp_path):
+    wheel = _wheel(tmp_path / "ansible.whl", {
+        "community.docker": ("4.8.5", {"community.lib": ">=1.0.0"}),
+        "community.lib": ("1.1.5", {}),
+        "other.thing": ("1.0.0", {}),
+    })
+    dest = tmp_path / "out"
+    got = hostprep.extract_collections(
+        wheel, {"community.docker": "4.8.5", "community.lib": "1.1.5"}, dest)
+    assert got == {"community.docker": "4.8.5", "community.lib": "1.1.5"}
+    root = dest / "ansible_collections"
+    assert (root / "community/docker/plugins/modules/thing.py").is_file()
+    assert not (root / "other").exists()
+    assert not (root / "ansible_release.py").exists()
+    assert hostprep.installed_collections_ok(dest, got)
+    assert not hostprep.installed_collections_ok(dest, {"community.docker": "4.8.6"})
+
+
+def test_extract_version_mismatch(tmp_path):
+    wheel = _wheel(tmp_path / "ansible.whl", {"a.b": ("2.0.0", {})})
+    with pytest.raises(HostPrepError, match=r"pins a\.b 1\.0\.0, but .* ships 2\.0\.0"):
+        hostprep.extract_collections(wheel, {"a.b": "1.0.0"}, tmp_path / "out")
+
+
+def test_extract_missing_collection(tmp_path):
+    wheel = _wheel(tmp_path / "ansible.whl", {"a.b": ("1.0.0", {})})
+    with pytest.raises(HostPrepError, match=r"c\.d is not in"):
+        hostprep.extract_collections(wheel, {"c.d": "1.0.0"}, tmp_path / "out")
+
+
+def test_extract_unpinned_dependency(tmp_path):
+    wheel = _wheel(tmp_path / "ansible.whl", {"a.b": ("1.0.0", {"c.d": ">=1"}),
+                                             "c.d": ("1.0.0", {})})
+    with pytest.raises(HostPrepError, match=r"depends on c\.d"):
+        hostprep.extract_collections(wheel, {"a.b": "1.0.0"}, tmp_path / "out")
+
+
+def test_extract_rejects_path_traversal(tmp_path):
+    wheel = _wheel(tmp_path / "ansible.whl", {"a.b": ("1.0.0", {})})
+    with zipfile.ZipFile(wheel, "a") as zf:
+        zf.writestr("ansible_collections/a/b/../../../../evil", "x")
+    with pytest.raises(HostPrepError, match="unsafe path"):
+        hostprep.extract_collections(wheel, {"a.b": "1.0.0"}, tmp_path / "out")
+    assert not (tmp_path / "evil").exists()
+
+
+def test_extract_bad_wheel(tmp_path):
+    bad = tmp_path / "ansible.whl"
+    bad.write_text("not a zip")
+    with pytest.raises(HostPrepError, match="cannot open"):
+        hostprep.extract_collections(bad, {"a.b": "1.0.0"}, tmp_path / "out")
+
+
+# --- environment -----------------------------------------------------------------
+
+def test_environment_paths(_cache):
+    env = hostprep.environment(base_path="/usr/bin:/bin")
+    venv = hostprep.venv_path()
+    assert env["OGD_VENV"] == str(venv) == env["VIRTUAL_ENV"]
+    assert env["PATH"] == f"{venv}/bin:/usr/bin:/bin"
+    assert env["ANSIBLE_COLLECTIONS_PATH"] == str(_cache / "collections")
+    assert env["ANSIBLE_HOME"] == str(_cache / "ansible-home")
+    assert not _cache.exists(), "environment() without ensure must not create anything"
+
+
+def test_env_block_is_sourceable(tmp_path, monkeypatch):
+    monkeypatch.setenv("OGD_CACHE", str(tmp_path / "with space"))
+    block = hostprep.env_block()
+    script = block + 'printf "%s\\n" "$OGD_VENV" "$ANSIBLE_COLLECTIONS_PATH" "${PATH%%:*}"\n'
+    out = subprocess.run(["bash", "-c", script], capture_output=True, text=True,
+                         env={"PATH": "/usr/bin:/bin"}, check=True).stdout.splitlines()
+    venv = hostprep.venv_path()
+    assert out == [str(venv), str(tmp_path / "with space" / "collections"), f"{venv}/bin"]
+
+
+def test_step_prints_one_line(capsys):
+    with hostprep.step("demo") as done:
+        done("did a thing")
+    err = capsys.readouterr().err
+    assert err.startswith("demo: did a thing (") and err.endswith(" s)\n")
+
+
+def test_cli_env_subcommand(tmp_path):
+    out = subprocess.run([sys.executable, str(REPO_ROOT / "tools/hostprep.py"), "env"],
+                         capture_output=True, text=True, check=True,
+                         env={"OGD_CACHE": str(tmp_path), "PATH": "/usr/bin:/bin"}).stdout
+    assert f"export ANSIBLE_COLLECTIONS_PATH={tmp_path}/collections" in out

@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""The test command of opengram-deploy (README: `python3 tools/test.py`).
+
+Prepares the machine (Docker engine, base image, venv, collections: see
+tools/hostprep.py), then runs, in order, and stops at nothing until the end:
+  lint      ansible-lint (production profile, offline) and yamllint
+  pytest    unit tests and the stand-in's own tests (tests/)
+  molecule  `molecule test -s NAME` for every scenario under molecule/
+Prints one line per step with its time and a closing 'N passed, N failed'.
+
+  python3 tools/test.py                  # everything
+  python3 tools/test.py --only molecule --scenario caddy
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tools import hostprep  # noqa: E402
+
+STAGES = ("lint", "pytest", "molecule")
+
+
+def scenarios() -> list[str]:
+    return sorted(p.parent.name for p in (ROOT / "molecule").glob("*/molecule.yml"))
+
+
+def run(name: str, cmd: list[str], env: dict[str, str]) -> bool:
+    print(f"==> {name}: {' '.join(cmd)}", flush=True)
+    started = time.monotonic()
+    code = subprocess.call(cmd, cwd=ROOT, env=env)
+    print(f"<== {name}: {'ok' if code == 0 else f'FAILED (exit {code})'} in {time.monotonic() - started:.0f} s",
+          flush=True)
+    return code == 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", choices=STAGES, action="append", help="run only these stages")
+    parser.add_argument("--scenario", action="append", help="molecule scenarios to run (default: all)")
+    args = parser.parse_args(argv)
+    stages = args.only or list(STAGES)
+
+    started = time.monotonic()
+    env = dict(os.environ, **hostprep.ensure_all())
+    env.setdefault("ANSIBLE_FORCE_COLOR", "0")
+    env["PY_COLORS"] = "0"
+
+    results: list[tuple[str, bool]] = []
+    if "lint" in stages:
+        results.append(("ansible-lint", run("ansible-lint", ["ansible-lint", "--offline", "--profile", "production"], env)))
+        results.append(("yamllint", run("yamllint", ["yamllint", "--strict", "."], env)))
+    if "pytest" in stages:
+        code_ok = run("pytest", ["python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], env)
+        results.append(("pytest", code_ok))
+    if "molecule" in stages:
+        for scenario in args.scenario or scenarios():
+            results.append((f"molecule {scenario}",
+                            run(f"molecule {scenario}", ["molecule", "test", "-s", scenario], env)))
+
+    failed = [name for name, ok in results if not ok]
+    print(f"\ntotal {time.monotonic() - started:.0f} s; failed: {', '.join(failed) or 'none'}")
+    print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
