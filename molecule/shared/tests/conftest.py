@@ -42,7 +42,8 @@ def run_playbook(*extra_args):
     """Converge the scenario again with site.yml; returns the completed process."""
     return subprocess.run(
         ["ansible-playbook", "-i", INVENTORY, os.path.join(PROJECT, "site.yml"), *extra_args],
-        capture_output=True, text=True, cwd=PROJECT, env=dict(os.environ),
+        capture_output=True, text=True, cwd=PROJECT,
+        env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"),
     )
 
 
