@@ -1,0 +1,453 @@
+#!/usr/bin/env python3
+"""Deploy Opengram to a local sandbox host (a systemd container on this machine).
+
+  python3 tools/sandbox.py up [--standin | --real]   create/start it, run site.yml, prove HTTPS
+  python3 tools/sandbox.py status                     is it running, URL, health
+  python3 tools/sandbox.py down                       remove the container and its network
+
+`up` prepares the machine (tools/hostprep.py: docker engine, base image, venv,
+collections), creates the docker network and container `ogd-sandbox` from
+`ogd-base:trixie`, waits for systemd inside, runs
+`ansible-playbook site.yml -i inventories/sandbox/hosts.yml`, then fetches
+Caddy's local root and calls the health endpoint with curl against it.
+
+Package: the role default `opengram_version` of `opengram_npm_package`. When the
+npm registry (asked with this machine's npm) does not serve it, the OFFLINE
+STAND-IN test fixture (tests/fixtures/opengram-standin) is deployed instead,
+and every summary says so. `--standin` / `--real` force the choice.
+
+Only the container and network named `ogd-sandbox` are ever touched. Files
+(stand-in tarball, Caddy root, logs) live in $OGD_CACHE/sandbox.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tools import hostprep  # noqa: E402
+
+NAME = "ogd-sandbox"  # container, its network, and the inventory host
+LABEL = "ogd.sandbox"  # set on what we create; `down` removes nothing without it
+IMAGE = hostprep.BASE_IMAGE
+INVENTORY = "inventories/sandbox/hosts.yml"
+GROUP_VARS = ROOT / "inventories/sandbox/group_vars/opengram.yml"
+ROLE_DEFAULTS = ROOT / "roles/opengram/defaults/main.yml"
+STANDIN_BUILD = ROOT / "tests/fixtures/opengram-standin/build.py"
+CADDY_ROOT = "/var/lib/caddy/.local/share/caddy/pki/authorities/local/root.crt"
+# Same as the Molecule platforms (molecule/caddy/molecule.yml).
+SYSTEMD_RUN_FLAGS = (
+    "--cap-add", "SYS_ADMIN", "--cap-add", "NET_ADMIN",
+    "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
+    "--tmpfs", "/run", "--tmpfs", "/run/lock",
+    "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+)
+SYSTEMD_DEADLINE = 90.0
+
+
+class SandboxError(RuntimeError):
+    """Something failed; the message says what and what to do."""
+
+
+# ---------------------------------------------------------------------------
+# pure parts (unit-tested)
+# ---------------------------------------------------------------------------
+
+
+def yaml_scalar(text: str, key: str) -> str | None:
+    """A top-level `key: value` scalar of a simple YAML file, unquoted; None if absent."""
+    m = re.search(rf"^{re.escape(key)}:[ \t]*(.*?)[ \t]*$", text, re.MULTILINE)
+    if not m:
+        return None
+    value = m.group(1)
+    if value and value[0] in "\"'":
+        end = value.find(value[0], 1)
+        return value[1:end] if end > 0 else None
+    return re.sub(r"\s+#.*$", "", value).strip() or None
+
+
+def read_setting(path: Path, key: str) -> str:
+    value = yaml_scalar(path.read_text(), key)
+    if not value:
+        raise SandboxError(f"{key} not found as a plain `{key}: value` line in {path}")
+    return value
+
+
+@dataclass(frozen=True)
+class Choice:
+    standin: bool
+    reason: str
+
+
+def choose_package(package: str, version: str, force: str | None,
+                   npm: subprocess.CompletedProcess | None) -> Choice:
+    """Real package or stand-in, from `--standin/--real` or `npm view PKG@VER version`."""
+    if force == "standin":
+        return Choice(True, "forced with --standin")
+    if force == "real":
+        return Choice(False, "forced with --real")
+    assert npm is not None
+    out, err = (npm.stdout or "").strip(), (npm.stderr or "")
+    if npm.returncode == 0 and version in out.split():
+        return Choice(False, f"the npm registry serves {package}@{version}")
+    if npm.returncode == 0 and not out:
+        return Choice(True, f"the npm registry does not serve {package}@{version} (no such version)")
+    if "E404" in err or "404 Not Found" in err:
+        return Choice(True, f"the npm registry does not serve {package}@{version} (404)")
+    detail = " | ".join(line for line in err.splitlines()[-3:] if line.strip()) or out
+    raise SandboxError(
+        f"could not tell whether the npm registry serves {package}@{version} "
+        f"(`npm view` exit {npm.returncode}: {detail}). "
+        "Fix npm's access to the registry, or force the choice with --standin or --real.")
+
+
+def banner(choice: Choice, package: str, version: str) -> str:
+    if not choice.standin:
+        return f"Sandbox deploys the REAL {package}@{version} from the npm registry ({choice.reason})."
+    bar = "!" * 78
+    return (f"{bar}\n!! SANDBOX RUNS THE OFFLINE STAND-IN (test fixture), NOT OPENGRAM:\n"
+            f"!! {choice.reason}.\n"
+            f"!! It only mimics {package}@{version}'s deployment-relevant behaviour "
+            "(tests/fixtures/opengram-standin).\n"
+            f"{bar}")
+
+
+def network_create_cmd() -> list[str]:
+    return ["docker", "network", "create", "--label", f"{LABEL}=1", NAME]
+
+
+def container_run_cmd(domain: str) -> list[str]:
+    return ["docker", "run", "--detach", "--name", NAME, "--hostname", NAME,
+            "--label", f"{LABEL}=1", "--network", NAME, "--network-alias", domain,
+            *SYSTEMD_RUN_FLAGS, IMAGE, "/lib/systemd/systemd"]
+
+
+def playbook_cmd(tarball: Path | None) -> list[str]:
+    cmd = ["ansible-playbook", "site.yml", "-i", INVENTORY]
+    if tarball is not None:
+        cmd += ["-e", json.dumps({"opengram_npm_tarball": str(tarball)})]
+    return cmd
+
+
+def curl_cmd(domain: str, ip: str, root_crt: Path) -> list[str]:
+    return ["curl", "--silent", "--show-error", "--fail", "--max-time", "15",
+            "--cacert", str(root_crt), "--resolve", f"{domain}:443:{ip}",
+            f"https://{domain}/api/v1/health"]
+
+
+def recap_lines(output: str) -> list[str]:
+    """The host lines after the last PLAY RECAP of ansible-playbook's output."""
+    _, sep, tail = output.rpartition("PLAY RECAP")
+    if not sep:
+        return []
+    return [re.sub(r"\s+", " ", line).strip() for line in tail.splitlines()
+            if re.search(r"\bok=\d+", line)]
+
+
+def health_ok(body: str) -> bool:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(data, dict) and data.get("status") == "ok"
+
+
+# ---------------------------------------------------------------------------
+# docker and the rest
+# ---------------------------------------------------------------------------
+
+
+def say(msg: str = "") -> None:
+    print(msg, flush=True)
+
+
+def run(cmd: list[str], *, check: bool = True, timeout: float = 120,
+        **kw) -> subprocess.CompletedProcess:
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                              timeout=timeout, **kw)
+    except FileNotFoundError as exc:
+        raise SandboxError(f"{cmd[0]} not found: {exc}") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise SandboxError(f"`{shlex.join(cmd)}` timed out after {timeout:.0f} s") from exc
+    if check and proc.returncode != 0:
+        raise SandboxError(f"`{shlex.join(cmd)}` failed (exit {proc.returncode}): "
+                           f"{(proc.stderr or proc.stdout).strip()}")
+    return proc
+
+
+def work_dir() -> Path:
+    path = hostprep.cache_dir() / "sandbox"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def inspect(kind: str, fmt: str) -> str | None:
+    """`docker <kind> inspect` of NAME with a format; None when it does not exist."""
+    proc = run(["docker", kind, "inspect", "--format", fmt, NAME], check=False)
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def ours(kind: str) -> bool | None:
+    """None: NAME does not exist; else whether it carries our label."""
+    value = inspect(kind, "{{ index .Config.Labels \"%s\" }}" % LABEL if kind == "container"
+                    else "{{ index .Labels \"%s\" }}" % LABEL)
+    return None if value is None else value == "1"
+
+
+def refuse_foreign(kind: str) -> None:
+    if ours(kind) is False:
+        raise SandboxError(f"a docker {kind} named {NAME} exists but was not created by "
+                           f"tools/sandbox.py (no label {LABEL}); not touching it")
+
+
+def ensure_container(domain: str) -> bool:
+    """Network and container exist and run; True when the container was created now."""
+    refuse_foreign("network")
+    refuse_foreign("container")
+    if inspect("network", "{{.Name}}") is None:
+        run(network_create_cmd())
+    state = inspect("container", "{{.State.Status}}")
+    if state is None:
+        run(container_run_cmd(domain))
+        return True
+    if state != "running":
+        run(["docker", "start", NAME])
+    return False
+
+
+def wait_for_systemd(deadline_s: float = SYSTEMD_DEADLINE) -> str:
+    """Poll `systemctl is-system-running` until running/degraded (right after start
+    it fails with "Failed to connect to bus")."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        proc = run(["docker", "exec", NAME, "systemctl", "is-system-running"],
+                   check=False, timeout=30)
+        answer = (proc.stdout.strip() or proc.stderr.strip()).splitlines()
+        answer = answer[-1] if answer else f"exit {proc.returncode}"
+        if answer in ("running", "degraded"):
+            return answer
+        if time.monotonic() > deadline:
+            raise SandboxError(f"systemd in {NAME} is not up after {deadline_s:.0f} s "
+                               f"(last answer: {answer}); see `docker logs {NAME}`")
+        time.sleep(1)
+
+
+def ask_registry(package: str, version: str) -> subprocess.CompletedProcess:
+    try:
+        return run(["npm", "view", f"{package}@{version}", "version", "--no-update-notifier"],
+                   check=False, timeout=90)
+    except SandboxError as exc:
+        raise SandboxError(f"{exc}. This machine's npm is needed to ask the registry and "
+                           "to build the stand-in (apt-get install npm).") from exc
+
+
+def build_standin(version: str, out: Path) -> Path:
+    proc = run([sys.executable, str(STANDIN_BUILD), "--version", version, "--out", str(out)],
+               timeout=300)
+    return Path(proc.stdout.strip().splitlines()[-1]).resolve()
+
+
+def run_playbook(cmd: list[str], env: dict[str, str], log: Path) -> tuple[int, str]:
+    """Run ansible-playbook in the repo, streaming its output and keeping a copy in log."""
+    say(f"$ {shlex.join(cmd)}")
+    lines = []
+    with open(log, "w") as fh, subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, bufsize=1) as proc:
+        for line in proc.stdout:
+            sys.stdout.write(line)
+            fh.write(line)
+            lines.append(line)
+    return proc.returncode, "".join(lines)
+
+
+def container_ip() -> str:
+    ip = inspect("container", "{{ (index .NetworkSettings.Networks \"%s\").IPAddress }}" % NAME)
+    if not ip:
+        raise SandboxError(f"{NAME} has no address on network {NAME}")
+    return ip
+
+
+def proof(domain: str, ip: str, work: Path) -> tuple[list[str], str]:
+    """Fetch Caddy's local root, curl the health URL against it; (command, body)."""
+    root_crt = work / "caddy-local-root.crt"
+    run(["docker", "cp", f"{NAME}:{CADDY_ROOT}", str(root_crt)])
+    cmd = curl_cmd(domain, ip, root_crt)
+    proc = run(cmd, check=False, timeout=30)
+    body = proc.stdout.strip()
+    if proc.returncode != 0 or not health_ok(body):
+        raise SandboxError(f"the curl proof failed (exit {proc.returncode}): "
+                           f"{proc.stderr.strip() or body}\n  $ {shlex.join(cmd)}")
+    return cmd, body
+
+
+def state_file(work: Path) -> Path:
+    return work / "state.json"
+
+
+def check_and_record(choice: Choice, version: str, created: bool, work: Path) -> None:
+    """The role installs a version once: switching real <-> stand-in needs a fresh container."""
+    path = state_file(work)
+    kind = "standin" if choice.standin else "real"
+    previous = hostprep.read_stamp(path) if not created else None
+    if previous and previous.get("version") == version and previous.get("package") != kind:
+        label = {"standin": "stand-in (test fixture)", "real": "real"}
+        raise SandboxError(
+            f"{NAME} already has the {label.get(previous.get('package'), '?')} package installed "
+            f"as {version}, and the role would keep it. Run `python3 tools/sandbox.py down` "
+            f"first to switch to the {label[kind]} one.")
+    hostprep.write_stamp(path, kind, package=kind, version=version)
+
+
+# ---------------------------------------------------------------------------
+# commands
+# ---------------------------------------------------------------------------
+
+
+def cmd_up(force: str | None) -> int:
+    started = time.monotonic()
+    timings: list[str] = []
+
+    def lap(name: str, since: float) -> float:
+        now = time.monotonic()
+        timings.append(f"{name} {now - since:.1f} s")
+        return now
+
+    domain = read_setting(GROUP_VARS, "opengram_domain")
+    package = read_setting(ROLE_DEFAULTS, "opengram_npm_package")
+    version = read_setting(ROLE_DEFAULTS, "opengram_version")
+    work = work_dir()
+
+    t = time.monotonic()
+    choice = choose_package(package, version, force,
+                            None if force else ask_registry(package, version))
+    say(banner(choice, package, version))
+    tarball = build_standin(version, work) if choice.standin else None
+    if tarball:
+        say(f"stand-in tarball: {tarball}")
+    t = lap("package check", t)
+
+    try:
+        env = {**os.environ, **hostprep.ensure_all()}
+    except hostprep.HostPrepError as exc:
+        raise SandboxError(f"preparing the machine failed: {exc}") from exc
+    t = lap("hostprep", t)
+
+    with hostprep.cache_lock("sandbox"):
+        created = ensure_container(domain)
+        systemd = wait_for_systemd()
+        say(f"container {NAME}: {'created' if created else 'already there'}, systemd {systemd}")
+        check_and_record(choice, version, created, work)
+        t = lap("container", t)
+
+        log = work / "playbook.log"
+        rc, output = run_playbook(playbook_cmd(tarball), env, log)
+        t = lap("playbook", t)
+        if rc != 0:
+            raise SandboxError(f"ansible-playbook failed (exit {rc}); full output: {log}")
+
+        ip = container_ip()
+        curl, body = proof(domain, ip, work)
+        lap("proof", t)
+
+    say()
+    say("=" * 30 + " sandbox is up " + "=" * 33)
+    say(banner(choice, package, version))
+    say(f"URL:        https://{domain}/")
+    say(f"container:  {NAME} ({'created' if created else 'reused'}), IP {ip} on network {NAME}")
+    for line in recap_lines(output):
+        say(f"recap:      {line}")
+    say(f"timings:    {', '.join(timings)}; total {time.monotonic() - started:.1f} s")
+    say("proof (paste it; the name is resolved by --resolve, no DNS or /etc/hosts needed):")
+    say(f"  $ {shlex.join(curl)}")
+    say(f"  {body}")
+    if choice.standin:
+        say("REMINDER: that answer comes from the OFFLINE STAND-IN (test fixture), NOT OPENGRAM.")
+    return 0
+
+
+def cmd_status() -> int:
+    domain = read_setting(GROUP_VARS, "opengram_domain")
+    if not hostprep.docker_info_ok():
+        say(f"{NAME}: not running (no docker engine answers)")
+        return 3
+    state = inspect("container", "{{.State.Status}}")
+    if state != "running":
+        say(f"{NAME}: {'absent' if state is None else state}; start it with "
+            "`python3 tools/sandbox.py up`")
+        return 3
+    ip = container_ip()
+    recorded = hostprep.read_stamp(state_file(work_dir())) or {}
+    say(f"{NAME}: running, IP {ip}")
+    say(f"URL: https://{domain}/")
+    if recorded.get("package") == "standin":
+        say(f"package: OFFLINE STAND-IN (test fixture), NOT OPENGRAM (as {recorded.get('version')})")
+    elif recorded.get("package") == "real":
+        say(f"package: the real Opengram {recorded.get('version')}")
+    try:
+        curl, body = proof(domain, ip, work_dir())
+    except SandboxError as exc:
+        say(f"health: NOT OK: {exc}")
+        return 1
+    say(f"health: {body}\n  $ {shlex.join(curl)}")
+    return 0
+
+
+def cmd_down() -> int:
+    if not hostprep.docker_info_ok():
+        say("no docker engine answers: nothing to remove")
+        return 0
+    with hostprep.cache_lock("sandbox"):
+        removed = []
+        for kind, rm in (("container", ["docker", "rm", "--force", "--volumes", NAME]),
+                         ("network", ["docker", "network", "rm", NAME])):
+            refuse_foreign(kind)
+            if ours(kind):
+                run(rm)
+                removed.append(f"{kind} {NAME}")
+        state_file(work_dir()).unlink(missing_ok=True)
+    say(f"removed: {', '.join(removed)}" if removed else f"nothing to remove ({NAME} absent)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sandbox.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_up = sub.add_parser("up", help="create or update the sandbox and prove it over HTTPS")
+    which = p_up.add_mutually_exclusive_group()
+    which.add_argument("--standin", dest="force", action="store_const", const="standin",
+                       help="deploy the offline stand-in (test fixture) without asking npm")
+    which.add_argument("--real", dest="force", action="store_const", const="real",
+                       help="deploy the real package from the registry without asking first")
+    sub.add_parser("status", help="is it running, its URL and health")
+    sub.add_parser("down", help=f"remove the {NAME} container and network")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "up":
+            return cmd_up(args.force)
+        if args.command == "status":
+            return cmd_status()
+        return cmd_down()
+    except SandboxError as exc:
+        print(f"sandbox {args.command}: ERROR: {exc}", file=sys.stderr, flush=True)
+        return 1
+    except KeyboardInterrupt:
+        print(f"sandbox {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
