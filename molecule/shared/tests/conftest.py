@@ -21,7 +21,8 @@ PEBBLE_ROOT = "/opt/ogd-probes/pebble-root.pem"
 _FACTS = (
     '{"domain": opengram_domain, "proxy": opengram_proxy, "version": opengram_version,'
     ' "token": opengram_instance_secret | default(""), "upload_max": opengram_upload_max_bytes | int,'
-    ' "rate_max": opengram_write_rate_limit_max | int, "group_names": group_names}'
+    ' "rate_max": opengram_write_rate_limit_max | int, "port": opengram_port | default(3000) | int,'
+    ' "switch_test": ogd_test_switch_proxies | default(false) | bool}'
 )
 
 
@@ -53,8 +54,14 @@ def deployment():
 
 
 def pytest_generate_tests(metafunc):
-    if "app" in metafunc.fixturenames:
-        metafunc.parametrize("app", sorted(ansible_json("opengram", _FACTS)), scope="session")
+    """`app` runs a check on every Opengram host; `nginx_app` / `caddy_app` only
+    on the hosts behind that proxy (none in a scenario: reported as skipped)."""
+    facts = None
+    for fixture, proxy in (("app", None), ("nginx_app", "nginx"), ("caddy_app", "caddy")):
+        if fixture in metafunc.fixturenames:
+            facts = facts or ansible_json("opengram", _FACTS)
+            hosts = sorted(h for h, f in facts.items() if proxy in (None, f["proxy"]))
+            metafunc.parametrize(fixture, hosts, scope="session")
 
 
 class Site:
@@ -73,6 +80,14 @@ class Site:
         command = "curl --silent --show-error --cacert %s --max-time 30 %s" % (
             PEBBLE_ROOT, " ".join(shlex.quote(a) for a in args))
         return (client or self.client).run(command)
+
+    def served_certificate(self):
+        """(serial, notBefore) of the certificate the site serves now, seen from the client."""
+        result = self.client.run(
+            "echo | openssl s_client -connect %s:443 -servername %s -CAfile %s -verify_return_error 2>/dev/null"
+            " | openssl x509 -noout -serial -startdate", self.domain, self.domain, PEBBLE_ROOT)
+        assert result.rc == 0, result.stderr
+        return tuple(line.split("=", 1)[1] for line in result.stdout.splitlines())
 
     def auth_header(self):
         return ["-H", "Authorization: Bearer " + self.token] if self.token else []
@@ -96,3 +111,13 @@ def clients():
 @pytest.fixture(scope="session")
 def site(app, deployment, clients):
     return Site(app, deployment[app], clients[0], clients[1])
+
+
+@pytest.fixture(scope="session")
+def nginx_site(nginx_app, deployment, clients):
+    return Site(nginx_app, deployment[nginx_app], clients[0], clients[1])
+
+
+@pytest.fixture(scope="session")
+def caddy_site(caddy_app, deployment, clients):
+    return Site(caddy_app, deployment[caddy_app], clients[0], clients[1])

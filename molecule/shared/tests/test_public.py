@@ -92,3 +92,13 @@ def test_rate_limit_counts_each_real_client_even_with_forged_headers(site):
     # The first client is another IP: its bucket is its own.
     own = site.probe("writes", "--count", "1")
     assert own["statuses"] == [201]
+
+
+def test_opengram_port_is_closed_to_other_hosts(site):
+    # Opengram binds every interface; only the host itself may reach its port
+    # (anyone else could bypass the proxy and pick their rate-limit identity).
+    outside = site.client.run(
+        "curl --silent --max-time 5 --output /dev/null http://%s:%s/api/v1/health", site.domain, str(site.port))
+    assert outside.rc in (7, 28), "port %s answered from the client (curl exit %s)" % (site.port, outside.rc)
+    inside = site.host.run("curl --silent --fail --max-time 5 http://127.0.0.1:%s/api/v1/health", str(site.port))
+    assert inside.rc == 0 and '"status":"ok"' in inside.stdout
