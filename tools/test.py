@@ -6,6 +6,8 @@ tools/hostprep.py), then runs, in order, and stops at nothing until the end:
   lint      ansible-lint (production profile, offline) and yamllint
   pytest    unit tests and the stand-in's own tests (tests/)
   molecule  `molecule test -s NAME` for every scenario under molecule/
+  bench     `bench/run.py --smoke`: the benchmark harness end to end (no timing
+            threshold anywhere; the full benchmark is `python3 bench/run.py`)
 Prints one line per step with its time and a closing 'N passed, N failed'.
 
   python3 tools/test.py                  # everything
@@ -26,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from tools import hostprep  # noqa: E402
 
-STAGES = ("lint", "pytest", "molecule")
+STAGES = ("lint", "pytest", "molecule", "bench")
 
 
 def scenarios() -> list[str]:
@@ -65,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
         for scenario in args.scenario or scenarios():
             results.append((f"molecule {scenario}",
                             run(f"molecule {scenario}", ["molecule", "test", "-s", scenario], env)))
+
+    if "bench" in stages and (ROOT / "bench" / "run.py").exists():
+        results.append(("bench smoke", run("bench smoke", ["python3", "bench/run.py", "--smoke"], env)))
 
     failed = [name for name, ok in results if not ok]
     print(f"\ntotal {time.monotonic() - started:.0f} s; failed: {', '.join(failed) or 'none'}")
