@@ -293,6 +293,12 @@ def ensure_docker() -> None:
             actions.append(f"waited for the running dockerd (pid {pids[0]})")
         else:
             require_root("starting dockerd")
+            # A dockerd that was killed (e.g. at the end of a session) leaves its
+            # pid file behind; no dockerd runs now, so it is stale.
+            for stale in (Path("/var/run/docker.pid"),):
+                if stale.exists():
+                    stale.unlink()
+                    actions.append(f"removed stale {stale}")
             DOCKERD_LOG.parent.mkdir(parents=True, exist_ok=True)
             with open(DOCKERD_LOG, "a") as log:
                 log.write(f"\n--- hostprep starting dockerd at {time.ctime()} ---\n")
