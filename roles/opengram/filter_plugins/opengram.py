@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
+import hashlib
+
 
 def opengram_env_quote(value):
     """Quote a value for a systemd EnvironmentFile (double quotes, C escapes)."""
@@ -11,6 +14,83 @@ def opengram_env_quote(value):
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _dns_name_matches(pattern, name):
+    """RFC 6125: a wildcard stands for exactly one left-most label."""
+    pattern, name = pattern.lower().rstrip("."), name.lower().rstrip(".")
+    if pattern.startswith("*."):
+        head, _, rest = name.partition(".")
+        return bool(head) and rest == pattern[2:]
+    return pattern == name
+
+
+def opengram_tls_pair_problems(certificate, key, domain, certificate_var="opengram_tls_certificate",
+                               key_var="opengram_tls_certificate_key"):
+    """What is wrong with a PEM certificate (chain) and private key meant for `domain`.
+
+    Returns a list of messages (empty: usable). Each names the variable, shows
+    what was found (subject, names, public key fingerprints: never key
+    material) and the fix. Runs on the controller (cryptography is a
+    dependency of ansible-core).
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    def fingerprint(public_key):
+        der = public_key.public_bytes(serialization.Encoding.DER,
+                                      serialization.PublicFormat.SubjectPublicKeyInfo)
+        return "sha256:" + hashlib.sha256(der).hexdigest()[:16]
+
+    problems = []
+    try:
+        cert = x509.load_pem_x509_certificate(str(certificate).strip().encode() + b"\n")
+    except Exception:  # noqa: BLE001 - any parse error means the same to the user
+        cert = None
+        problems.append(
+            "%s is not a PEM certificate (no parsable '-----BEGIN CERTIFICATE-----' block first). "
+            "Give the certificate chain in PEM, the server certificate first." % certificate_var)
+    try:
+        private = serialization.load_pem_private_key(str(key).strip().encode() + b"\n", password=None)
+    except TypeError:
+        private = None
+        problems.append(
+            "%s is an encrypted private key: nginx cannot read it unattended. Give the key without a "
+            "passphrase (openssl pkey -in KEY -out KEY.plain) and keep it in Ansible Vault." % key_var)
+    except Exception:  # noqa: BLE001
+        private = None
+        problems.append(
+            "%s is not a PEM private key (value not shown). Give the unencrypted PEM key "
+            "('-----BEGIN PRIVATE KEY-----') that belongs to %s." % (key_var, certificate_var))
+    if cert is None:
+        return problems
+
+    subject = cert.subject.rfc4514_string() or "(empty subject)"
+    if private is not None and fingerprint(private.public_key()) != fingerprint(cert.public_key()):
+        problems.append(
+            "%s (subject %s, public key %s) and %s (public key %s) do not match: the key is not the "
+            "certificate's. Give the key the certificate was issued for (compare `openssl x509 -pubkey "
+            "-noout -in CERT` with `openssl pkey -pubout -in KEY`)."
+            % (certificate_var, subject, fingerprint(cert.public_key()), key_var, fingerprint(private.public_key())))
+    try:
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+            x509.DNSName)
+    except x509.ExtensionNotFound:
+        names = []
+    if domain and not any(_dns_name_matches(name, str(domain)) for name in names):
+        problems.append(
+            "%s (subject %s, DNS names %s) does not cover opengram_domain='%s': browsers would refuse it. "
+            "Give a certificate whose subjectAltName includes %s."
+            % (certificate_var, subject, ", ".join(names) or "none", domain, domain))
+    not_after = getattr(cert, "not_valid_after_utc", None) or cert.not_valid_after.replace(tzinfo=datetime.timezone.utc)
+    if not_after < datetime.datetime.now(datetime.timezone.utc):
+        problems.append(
+            "%s (subject %s) expired on %s. Renew it and give the new certificate."
+            % (certificate_var, subject, not_after.strftime("%Y-%m-%d %H:%M UTC")))
+    return problems
+
+
 class FilterModule:
     def filters(self):
-        return {"opengram_env_quote": opengram_env_quote}
+        return {
+            "opengram_env_quote": opengram_env_quote,
+            "opengram_tls_pair_problems": opengram_tls_pair_problems,
+        }

@@ -1,0 +1,196 @@
+"""Safe by default, on a fresh host: bad input is refused before anything
+changes, and --check runs to the end and tells what it would do.
+
+In file order: every bad input (the host must stay exactly as created), then
+--check for each proxy (still unchanged), then one real converge (proxy none:
+this scenario has no ACME CA) and --check on the converged host.
+"""
+
+import json
+import subprocess
+import time
+
+import pytest
+
+from conftest import output, recap, run_playbook
+
+SECRET_LINE = "og_preflight-leak-check-7f3a"
+
+
+@pytest.fixture(scope="session")
+def tls_pairs(tmp_path_factory):
+    """Throwaway certificates and keys made on the controller with openssl."""
+    directory = tmp_path_factory.mktemp("byo")
+
+    def make(name, domain):
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=" + domain,
+             "-addext", "subjectAltName=DNS:" + domain, "-keyout", str(directory / (name + ".key")),
+             "-out", str(directory / (name + ".pem"))], check=True, capture_output=True)
+        return (directory / (name + ".pem")).read_text(), (directory / (name + ".key")).read_text()
+
+    return {"site": make("site", "opengram.test"), "other": make("other", "other.example")}
+
+
+def byo(certificate, key):
+    return {"opengram_proxy": "nginx", "opengram_tls_mode": "byo",
+            "opengram_tls_certificate": certificate, "opengram_tls_certificate_key": key}
+
+
+# (id, extra vars or a function of the throwaway TLS pairs, substrings the message must hold:
+#  the variable with its bad value, what is wrong, and the fix)
+BAD_INPUTS = [
+    ("domain-invalid", {"opengram_domain": "bad_domain!"},
+     ["opengram_domain='bad_domain!'", "is not a valid DNS name", "e.g. opengram_domain: chat.example.com"]),
+    ("domain-empty", {"opengram_domain": ""},
+     ["opengram_domain=''", "is not a valid DNS name", "e.g. opengram_domain: chat.example.com"]),
+    ("proxy-unsupported", {"opengram_proxy": "apache"},
+     ["opengram_proxy='apache'", "is not supported", "Use caddy, nginx or none"]),
+    ("tls-internal-with-nginx", {"opengram_proxy": "nginx", "opengram_tls_mode": "internal"},
+     ["opengram_tls_mode='internal'", "not with opengram_proxy='nginx'", "set opengram_tls_mode: acme"]),
+    ("tls-byo-with-caddy", {"opengram_proxy": "caddy", "opengram_tls_mode": "byo"},
+     ["opengram_tls_mode='byo'", "not with opengram_proxy='caddy'", "set opengram_tls_mode: acme"]),
+    ("acme-email-missing", {"opengram_acme_email": ""},
+     ["opengram_acme_email=''", "is not an email address", "Set opengram_acme_email: you@example.com"]),
+    ("acme-email-invalid", {"opengram_acme_email": "admin-at-example"},
+     ["opengram_acme_email='admin-at-example'", "is not an email address", "Set opengram_acme_email:"]),
+    ("port-not-a-number", {"opengram_port": "abc"},
+     ["opengram_port='abc'", "is not a TCP port", "Use a number from 1 to 65535"]),
+    ("port-zero", {"opengram_port": 0},
+     ["opengram_port='0'", "is not a TCP port", "Use a number from 1 to 65535"]),
+    ("port-too-high", {"opengram_port": 70000},
+     ["opengram_port='70000'", "is not a TCP port", "Use a number from 1 to 65535"]),
+    ("port-collides-with-proxy", {"opengram_port": 443},
+     ["opengram_port='443'", "collides with the proxy", "Use another port, e.g. opengram_port: 3000"]),
+    ("upload-zero", {"opengram_upload_max_bytes": 0},
+     ["opengram_upload_max_bytes='0'", "must be a positive whole number of bytes", "opengram_upload_max_bytes: 50000000"]),
+    ("upload-negative", {"opengram_upload_max_bytes": -5},
+     ["opengram_upload_max_bytes='-5'", "must be a positive whole number of bytes", "opengram_upload_max_bytes: 50000000"]),
+    ("upload-with-unit", {"opengram_upload_max_bytes": "50MB"},
+     ["opengram_upload_max_bytes='50MB'", "(no unit)", "opengram_upload_max_bytes: 50000000"]),
+    ("public-url-not-https", {"opengram_public_base_url": "http://opengram.test"},
+     ["opengram_public_base_url='http://opengram.test'", "must be https://", "use https://"]),
+    ("version-latest", {"opengram_version": "latest"},
+     ["opengram_version='latest'", "is not an exact version", 'Pin one, e.g. opengram_version: "0.2.1"']),
+    ("tarball-missing", {"opengram_npm_tarball": "/nonexistent/opengram-0.2.1.tgz"},
+     ["opengram_npm_tarball='/nonexistent/opengram-0.2.1.tgz'", "does not exist on the controller",
+      "Give the path of an `npm pack` tarball"]),
+    ("npm-ca-file-missing", {"opengram_npm_ca_file": "/nonexistent/corp-ca.pem"},
+     ["opengram_npm_ca_file='/nonexistent/corp-ca.pem'", "does not exist on the controller",
+      "Give the path of a PEM CA bundle"]),
+    ("byo-without-certificate", {"opengram_proxy": "nginx", "opengram_tls_mode": "byo"},
+     ["opengram_tls_mode='byo' needs a certificate and its key", "opengram_tls_certificate=''",
+      "Set opengram_tls_certificate and opengram_tls_certificate_key"]),
+    ("byo-key-does-not-match", lambda pairs: byo(pairs["site"][0], pairs["other"][1]),
+     ["opengram_tls_certificate (subject CN=opengram.test, public key sha256:", "do not match",
+      "Give the key the certificate was issued for"]),
+    ("byo-certificate-for-another-domain", lambda pairs: byo(*pairs["other"]),
+     ["opengram_tls_certificate (subject CN=other.example, DNS names other.example)",
+      "does not cover opengram_domain='opengram.test'", "subjectAltName includes opengram.test"]),
+    ("byo-files-missing", {"opengram_proxy": "nginx", "opengram_tls_mode": "byo",
+                           "opengram_tls_certificate_path": "/etc/ssl/opengram/missing.crt",
+                           "opengram_tls_certificate_key_path": "/etc/ssl/opengram/missing.key"},
+     ["opengram_tls_certificate_path='/etc/ssl/opengram/missing.crt' does not exist on",
+      "opengram_tls_certificate_key_path='/etc/ssl/opengram/missing.key' does not exist on",
+      "Copy the certificate chain there first"]),
+    ("rate-limit-zero", {"opengram_write_rate_limit_max": 0},
+     ["opengram_write_rate_limit_max='0'", "must be a positive whole number", "opengram_write_rate_limit_max: 100"]),
+    ("secret-with-newline", {"opengram_instance_secret": SECRET_LINE + "\nsecond-line"},
+     ["opengram_instance_secret contains a line break", "(value not shown: it is a secret)",
+      "Use a single-line secret"]),
+    ("agents-empty", {"opengram_agents": []},
+     ["opengram_agents=[]", "need at least one entry each", "e.g. opengram_agents:"]),
+]
+
+
+def changed_tasks(text):
+    """Names of the tasks that reported a change, in order."""
+    names, task = [], None
+    for line in text.splitlines():
+        if line.startswith("TASK ["):
+            task = line[len("TASK ["):line.rindex("]")]
+        elif line.startswith("changed:") and task and task not in names:
+            names.append(task)
+    return names
+
+
+def flat(text):
+    return " ".join(text.split())
+
+
+def refused_without_change(run, host_snapshot, before, hostname):
+    text = output(run)
+    assert run.returncode != 0, "bad input was accepted:\n" + text[-3000:]
+    counters = recap(run.stdout, hostname)
+    assert counters["failed"] == 1 and counters["changed"] == 0, text[-3000:]
+    # Refused by the preflight play, before the deploy play started.
+    assert "TASK [opengram : Refuse bad input]" in run.stdout
+    assert "Deploy Opengram behind its reverse proxy" not in run.stdout
+    assert host_snapshot.changed_paths() == [], "the host changed"
+    assert host_snapshot.state() == before, "packages, accounts or units changed"
+    return flat(text)
+
+
+@pytest.mark.parametrize("extra, expected", [pytest.param(e, x, id=i) for i, e, x in BAD_INPUTS])
+def test_bad_input_is_refused_before_the_host_changes(extra, expected, tls_pairs, snapshot, hostname):
+    extra_vars = extra(tls_pairs) if callable(extra) else extra
+    before = snapshot.mark()
+    started = time.monotonic()
+    run = run_playbook("-e", json.dumps(extra_vars))
+    text = refused_without_change(run, snapshot, before, hostname)
+    missing = [s for s in expected if s not in text]
+    assert not missing, "message lacks %s:\n%s" % (missing, output(run)[-3000:])
+    message = next((l.strip() for l in run.stdout.splitlines() if l.strip().startswith("- ")), "")
+    print("refused in %.1f s: %s" % (time.monotonic() - started, message))
+    # Secrets are named, never shown.
+    assert SECRET_LINE not in text
+    assert "PRIVATE KEY" not in text
+
+
+def test_every_problem_is_reported_at_once(snapshot, hostname):
+    before = snapshot.mark()
+    run = run_playbook("-e", json.dumps({"opengram_domain": "bad_domain!", "opengram_port": "abc",
+                                         "opengram_upload_max_bytes": "50MB", "opengram_version": "latest"}))
+    text = refused_without_change(run, snapshot, before, hostname)
+    for name in ("opengram_domain='bad_domain!'", "opengram_port='abc'", "opengram_upload_max_bytes='50MB'",
+                 "opengram_version='latest'"):
+        assert name in text
+
+
+def test_distinct_bad_inputs_cover_the_list():
+    assert len({i for i, _, _ in BAD_INPUTS}) >= 15
+
+
+@pytest.mark.parametrize("proxy", ["none", "caddy", "nginx"])
+def test_check_mode_on_the_fresh_host_tells_what_it_would_do_and_changes_nothing(proxy, snapshot, hostname):
+    before = snapshot.mark()
+    started = time.monotonic()
+    run = run_playbook("--check", "--diff", "-e", json.dumps({"opengram_proxy": proxy}))
+    seconds = time.monotonic() - started
+    assert run.returncode == 0, output(run)[-4000:]
+    counters = recap(run.stdout, hostname)
+    assert counters["failed"] == 0 and counters["changed"] > 0, counters
+    print("--check with opengram_proxy=%s: %.1f s, %s; would change:\n  %s"
+          % (proxy, seconds, counters, "\n  ".join(changed_tasks(run.stdout))))
+    # What it would install, from apt's own simulation.
+    assert "Show what apt would install" in run.stdout
+    assert snapshot.changed_paths() == [], "check mode changed the host"
+    assert snapshot.state() == before
+
+
+def test_converge_the_fresh_host(host, hostname):
+    started = time.monotonic()
+    run = run_playbook("-e", json.dumps({"opengram_proxy": "none"}))
+    seconds = time.monotonic() - started
+    assert run.returncode == 0, output(run)[-4000:]
+    print("first converge (opengram_proxy=none): %.0f s, %s" % (seconds, recap(run.stdout, hostname)))
+    health = json.loads(host.check_output("curl -s --max-time 5 http://127.0.0.1:3000/api/v1/health"))
+    assert health["status"] == "ok"
+    assert host.service("opengram").is_running and host.service("opengram-firewall").is_running
+
+
+def test_check_mode_on_the_converged_host_reports_no_change(hostname):
+    run = run_playbook("--check", "--diff", "-e", json.dumps({"opengram_proxy": "none"}))
+    assert run.returncode == 0, output(run)[-4000:]
+    counters = recap(run.stdout, hostname)
+    assert counters["changed"] == 0 and counters["failed"] == 0, output(run)[-4000:]

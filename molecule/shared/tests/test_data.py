@@ -1,0 +1,308 @@
+"""What users stored survives an upgrade, a backup and restore, an uninstall and a reinstall.
+
+Only where the scenario asks for it (molecule/upgrade): the upgrade needs a
+second stand-in version (ogd_test_standin_extra_versions); backup/restore and
+uninstall need `ogd_test_lifecycle: true`. Elsewhere these tests skip with the
+reason. They build on each other in file order (pytest runs them so): the data
+is created once, the upgrade moves to the next version, backup/restore and the
+uninstall run on the upgraded host, and the last test reinstalls with site.yml
+as the inventory says, so the host ends as the scenario declared it (the
+shared checks in test_public.py run after this file).
+"""
+
+import json
+import os
+import re
+import subprocess
+import tarfile
+import time
+
+import pytest
+
+from conftest import INVENTORY, PROJECT, ansible_json, run_playbook
+
+HOME = "/var/lib/opengram"
+CONFIG = HOME + "/opengram.config.json"
+BACKUPS = "/var/backups/opengram"
+ARCHIVE_NAME = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9A-Za-z.+_-]+\.tar\.gz$")
+SQLITE_MAGIC = "53514c69746520666f726d6174203300"
+
+_SCENARIO = ('{"extra": ogd_test_standin_extra_versions | default([]), "artifacts": ogd_test_artifacts,'
+             ' "lifecycle": ogd_test_lifecycle | default(false) | bool}')
+
+
+def playbook(name, *args):
+    """Run playbooks/<name> against the scenario's inventory; returns the completed process."""
+    return subprocess.run(
+        ["ansible-playbook", "-i", INVENTORY, os.path.join(PROJECT, "playbooks", name), *args],
+        capture_output=True, text=True, cwd=PROJECT,
+        env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"),
+    )
+
+
+def output(run):
+    """The tail of what a playbook printed (Ansible 2.19 reports errors on stderr)."""
+    return (run.stdout[-4000:] + "\n--- stderr ---\n" + run.stderr[-2000:])
+
+
+def recap(output, host):
+    """The PLAY RECAP counters of one host, e.g. {'ok': 30, 'changed': 0, ...}."""
+    line = next(l for l in reversed(output.splitlines()) if l.strip().startswith(host + " ") and "ok=" in l)
+    return {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", line)}
+
+
+# ---- the public API, from the client --------------------------------------------------
+
+def api(site, method, path, *args):
+    result = site.curl("-X", method, "--write-out", "\n%{http_code}", *site.auth_header(), *args, site.base + path)
+    assert result.rc == 0, result.stderr
+    body, _, status = result.stdout.rpartition("\n")
+    return int(status), body
+
+
+def create_chat(site, title):
+    status, body = api(site, "POST", "/api/v1/chats", "-H", "Content-Type: application/json",
+                       "-d", json.dumps({"title": title}))
+    assert status == 201, body
+    return json.loads(body)["id"]
+
+
+def create_upload(site, size):
+    """Upload `size` random bytes; returns (id, sha256 computed on the client)."""
+    path = "/opt/ogd-probes/data-%d-%d.bin" % (size, time.time_ns())
+    site.client.check_output("head -c %s /dev/urandom > %s", str(size), path)
+    digest = site.client.check_output("sha256sum %s", path).split()[0]
+    status, body = api(site, "POST", "/api/v1/uploads", "-F", "file=@" + path)
+    assert status == 201, body
+    return json.loads(body)["id"], digest
+
+
+def chats(site):
+    status, body = api(site, "GET", "/api/v1/chats")
+    assert status == 200, body
+    return {chat["id"]: chat["title"] for chat in json.loads(body)["chats"]}
+
+
+def download_sha256(site, upload_id):
+    """sha256 of the upload as the client downloads it, or None when it is not there."""
+    path = "/opt/ogd-probes/download.bin"
+    result = site.curl("--output", path, "--write-out", "%{http_code}", *site.auth_header(),
+                       site.base + "/api/v1/uploads/" + upload_id)
+    assert result.rc == 0, result.stderr
+    if result.stdout != "200":
+        return None
+    return site.client.check_output("sha256sum %s", path).split()[0]
+
+
+def health(site):
+    result = site.curl(site.base + "/api/v1/health")
+    assert result.rc == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+# ---- the host ---------------------------------------------------------------------------
+
+def read_config(site):
+    return json.loads(site.host.check_output("cat %s", CONFIG))
+
+
+def patch_config(site, patch):
+    """The app rewriting its own config, as its Settings page does."""
+    site.host.check_output(
+        "curl -sf -X PATCH -H 'Content-Type: application/json' -H %s -d %s http://127.0.0.1:3000/api/v1/config/admin",
+        "Authorization: Bearer " + site.token, json.dumps(patch))
+
+
+def archives(site):
+    listing = site.host.run("ls -1 %s", BACKUPS)
+    return {name for name in listing.stdout.split() if ARCHIVE_NAME.match(name)}
+
+
+def archive_member(site, archive, member):
+    return site.host.check_output("tar -xzOf %s %s", archive, member)
+
+
+def assert_intact(site, stored):
+    """Every stored chat and upload byte is served again; the app's push keys are the same."""
+    served = chats(site)
+    for chat_id, title in stored["chats"].items():
+        assert served.get(chat_id) == title, "chat %s (%s) lost" % (chat_id, title)
+    for upload_id, digest in stored["uploads"].items():
+        assert download_sha256(site, upload_id) == digest, "upload %s lost or changed" % upload_id
+    config = read_config(site)
+    assert config["push"] == stored["push"], "the app's push keys changed"
+
+
+# ---- fixtures ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def scenario(site):
+    return ansible_json(site.name, _SCENARIO)[site.name]
+
+
+@pytest.fixture(scope="module")
+def next_version(site, scenario):
+    versions = [v for v in scenario["extra"] if v != site.version]
+    if not versions:
+        pytest.skip("no second version to upgrade to in this scenario (ogd_test_standin_extra_versions)")
+    return versions[0]
+
+
+@pytest.fixture(scope="module")
+def lifecycle(scenario):
+    if not scenario["lifecycle"]:
+        pytest.skip("the scenario does not run the backup/restore/uninstall checks (ogd_test_lifecycle: true)")
+    return scenario
+
+
+@pytest.fixture(scope="module")
+def stored(site):
+    """What users stored through the public API (chats, uploads) plus an app-written config key."""
+    data = {"chats": {}, "uploads": {}}
+    for index in range(3):
+        title = "lifecycle-%d-%d" % (index, time.time_ns())
+        data["chats"][create_chat(site, title)] = title
+    for size in (1, 300000):
+        upload_id, digest = create_upload(site, size)
+        data["uploads"][upload_id] = digest
+    patch_config(site, {"ogdLifecycle": "stored"})
+    config = read_config(site)
+    assert config["push"]["vapidPrivateKey"], "the app did not write its push keys"
+    data["push"] = config["push"]
+    return data
+
+
+# ---- tests (file order matters) ---------------------------------------------------------
+
+def test_upgrade_keeps_every_chat_upload_and_push_key(site, stored, scenario, next_version):
+    old = site.version
+    before = archives(site)
+    tarball = "%s/opengramsh-opengram-%s.tgz" % (scenario["artifacts"], next_version)
+    run = run_playbook("--limit", site.name, "-e", "opengram_version=" + next_version,
+                       "-e", "opengram_npm_tarball=" + tarball)
+    assert run.returncode == 0, output(run)
+
+    assert health(site)["version"] == next_version
+    assert_intact(site, stored)
+    releases = site.host.file("/opt/opengram/current")
+    assert releases.linked_to == "/opt/opengram/releases/" + next_version
+    assert site.host.file("/opt/opengram/releases/" + old).is_directory
+
+    # One backup, of the old version, taken before the switch, root only.
+    new = sorted(archives(site) - before)
+    assert len(new) == 1 and new[0].endswith("-%s.tar.gz" % old), new
+    archive = "%s/%s" % (BACKUPS, new[0])
+    directory = site.host.file(BACKUPS)
+    assert (directory.user, directory.mode) == ("root", 0o700)
+    assert (site.host.file(archive).user, site.host.file(archive).mode) == ("root", 0o600)
+    members = site.host.check_output("tar -tzf %s", archive).split()
+    for upload_id in stored["uploads"]:
+        assert "./data/uploads/" + upload_id in members
+    assert {"./data/opengram.db", "./opengram.config.json", "./backup.json"} <= set(members)
+    manifest = json.loads(archive_member(site, archive, "./backup.json"))
+    assert manifest["version"] == old
+    assert json.loads(archive_member(site, archive, "./opengram.config.json"))["push"] == stored["push"]
+    # The database is copied as the kind of file it is: SQLite through its
+    # online backup, the stand-in's JSON document as it is.
+    header = site.host.check_output("head -c 16 %s/data/opengram.db | od -An -tx1 | tr -d ' \\n'", HOME)
+    if header == SQLITE_MAGIC:
+        assert manifest["database"] == "sqlite-online-backup"
+    else:
+        assert manifest["database"] == "file-copy"
+        database = archive_member(site, archive, "./data/opengram.db")
+        for chat_id in stored["chats"]:
+            assert chat_id in database
+
+
+def test_restore_refuses_without_an_archive_or_with_a_foreign_one(site, lifecycle, tmp_path):
+    missing = playbook("restore.yml", "--limit", site.name)
+    assert missing.returncode != 0
+    assert "Set opengram_restore_archive" in missing.stdout + missing.stderr, output(missing)
+
+    foreign = tmp_path / "not-a-backup.tar.gz"
+    (tmp_path / "hello.txt").write_text("hello\n")
+    with tarfile.open(foreign, "w:gz") as tar:
+        tar.add(tmp_path / "hello.txt", arcname="./hello.txt")
+    before = archives(site)
+    refused = playbook("restore.yml", "--limit", site.name, "-e", "opengram_restore_archive=%s" % foreign)
+    assert refused.returncode != 0
+    assert "is not an Opengram backup" in refused.stdout + refused.stderr, output(refused)
+    assert archives(site) == before, "a refused restore touched the host"
+    assert health(site)["status"] == "ok"
+
+
+def test_backup_then_restore_brings_back_exactly_the_backup(site, stored, lifecycle, tmp_path):
+    fetch_dir = tmp_path / "fetched"
+    run = playbook("backup.yml", "--limit", site.name, "-e", "opengram_backup_fetch_dir=%s" % fetch_dir)
+    assert run.returncode == 0, output(run)
+    fetched = sorted(fetch_dir.glob("*.tar.gz"))
+    assert len(fetched) == 1, fetched
+    assert str(fetched[0]) in run.stdout, "the playbook does not print where the backup is"
+    assert fetched[0].stat().st_mode & 0o777 == 0o600
+
+    # Life goes on after the backup...
+    late_chat = create_chat(site, "after-the-backup")
+    late_upload, _ = create_upload(site, 1000)
+    patch_config(site, {"ogdLifecycle": "after-the-backup"})
+
+    # ...and the restore takes the host back to the backup.
+    run = playbook("restore.yml", "--limit", site.name, "-e", "opengram_restore_archive=%s" % fetched[0])
+    assert run.returncode == 0, output(run)
+    assert health(site)["status"] == "ok"
+    assert late_chat not in chats(site)
+    assert download_sha256(site, late_upload) is None
+    assert_intact(site, stored)
+    assert read_config(site)["ogdLifecycle"] == "stored", "the config is not the backup's"
+    for path in (HOME + "/data/opengram.db", HOME + "/data/uploads", CONFIG,
+                 *(HOME + "/data/uploads/" + u for u in stored["uploads"])):
+        assert site.host.file(path).user == "opengram", path
+    assert site.host.file(CONFIG).mode == 0o640
+
+    # What the restore replaced was backed up first.
+    replaced = "%s/%s" % (BACKUPS, sorted(archives(site))[-1])
+    assert json.loads(archive_member(site, replaced, "./backup.json"))["reason"].startswith("before restoring")
+    assert "./data/uploads/" + late_upload in site.host.check_output("tar -tzf %s", replaced).split()
+
+
+def _listening_ports(host):
+    lines = host.check_output("ss -Htln").splitlines()
+    return {int(line.split()[3].rsplit(":", 1)[1]) for line in lines if line.strip()}
+
+
+def test_uninstall_keeps_the_data_and_site_yml_brings_it_all_back(site, stored, lifecycle):
+    run = playbook("uninstall.yml", "--limit", site.name)
+    assert run.returncode == 0, output(run)
+
+    host = site.host
+    assert not host.file("/etc/systemd/system/opengram.service").exists
+    assert host.run("systemctl cat opengram.service").rc != 0
+    assert not host.service(site.proxy).is_running
+    assert not host.service(site.proxy).is_enabled
+    assert not {80, 443, 3000} & _listening_ports(host)
+    for url in ("http://%s/" % site.domain, "https://%s/" % site.domain, "http://%s:3000/" % site.domain):
+        refused = site.client.run("curl --silent --max-time 5 --insecure --output /dev/null %s", url)
+        assert refused.rc == 7, "%s still answers (curl exit %d)" % (url, refused.rc)
+    for gone in ("/etc/opengram", "/opt/opengram"):
+        assert not host.file(gone).exists, gone
+    if site.proxy == "caddy":
+        caddyfile = host.file("/etc/caddy/Caddyfile").content_string
+        assert site.domain not in caddyfile and "file_server" in caddyfile, "not the stock Caddyfile"
+        assert not host.file("/etc/systemd/system/caddy.service.d").exists
+    elif site.proxy == "nginx":
+        assert not host.file("/etc/nginx/sites-available/opengram").exists
+        assert host.file("/etc/nginx/sites-enabled/default").is_symlink
+    # The data stays, owned as before.
+    assert host.file(HOME + "/data/opengram.db").user == "opengram"
+    for upload_id in stored["uploads"]:
+        assert host.file(HOME + "/data/uploads/" + upload_id).exists
+    assert read_config(site)["push"] == stored["push"]
+
+    again = playbook("uninstall.yml", "--limit", site.name)
+    assert again.returncode == 0, output(again)
+    assert recap(again.stdout, site.name)["changed"] == 0, output(again)
+
+    # Reinstall as the inventory says: nothing users stored is lost.
+    run = run_playbook("--limit", site.name)
+    assert run.returncode == 0, output(run)
+    assert health(site)["version"] == site.version
+    assert_intact(site, stored)
