@@ -1,0 +1,317 @@
+#!/usr/bin/env python3
+"""Bench client: runs INSIDE the ogdbench client container (stdlib only).
+
+Each subcommand measures one path and prints one JSON document on stdout:
+
+  client.py handshake --url URL [--ca FILE] --count N
+      N new connections, one after the other: TCP connect, TLS handshake
+      (https only) and a GET /api/v1/health on that connection (first response).
+  client.py sse --url URL --post-url URL [--ca FILE] --count N [--interval S]
+      Opens GET /api/v1/events/stream on URL, then creates N chats one by one
+      with POST /api/v1/chats on --post-url (direct to the app, the same for
+      every path) and timestamps each chat.created event's arrival.
+      Single thread, select(): no GIL hand-over in the timing.
+  client.py upload --url URL [--ca FILE] --file F --count N
+      N multipart POST /api/v1/uploads of F with curl (no Expect: 100-continue).
+
+Times: time.time() here and the app's Date.now() (createdAt of a chat) read the
+same kernel clock (containers share it), so "creation -> arrival" needs no sync.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import selectors
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.parse
+
+HEALTH = "/api/v1/health"
+
+
+def split(url: str) -> tuple[str, str, int]:
+    u = urllib.parse.urlsplit(url)
+    return u.scheme, u.hostname, u.port or (443 if u.scheme == "https" else 80)
+
+
+def context(ca: str | None) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=ca) if ca else ssl.create_default_context()
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
+
+
+def read_response(sock, buf: bytes = b"") -> tuple[int, dict, bytes, bytes]:
+    """Read one HTTP/1.1 response with Content-Length; (status, headers, body, rest)."""
+    while b"\r\n\r\n" not in buf:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("connection closed before the response headers")
+        buf += chunk
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    length = int(headers.get("content-length", "0"))
+    while len(rest) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("connection closed mid-body")
+        rest += chunk
+    return status, headers, rest[:length], rest[length:]
+
+
+def request(host: str, method: str, path: str, body: bytes = b"",
+            headers: dict | None = None) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}", "User-Agent: ogdbench"]
+    for k, v in (headers or {}).items():
+        lines.append(f"{k}: {v}")
+    if body or method in ("POST", "PUT", "PATCH"):
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def cmd_handshake(args) -> dict:
+    scheme, host, port = split(args.url)
+    ctx = context(args.ca) if scheme == "https" else None
+    samples, errors = [], []
+    for _ in range(args.count):
+        try:
+            t0 = time.perf_counter()
+            raw = socket.create_connection((host, port), timeout=10)
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            t1 = time.perf_counter()
+            sock = raw
+            if ctx is not None:
+                sock = ctx.wrap_socket(raw, server_hostname=host)  # handshake happens here
+            t2 = time.perf_counter()
+            sock.sendall(request(host, "GET", HEALTH, headers={"Connection": "close"}))
+            status, _, _, _ = read_response(sock)
+            t3 = time.perf_counter()
+            sock.close()
+            if status != 200:
+                errors.append(f"status {status}")
+                continue
+            samples.append({"connect_ms": (t1 - t0) * 1e3,
+                            "handshake_ms": (t2 - t1) * 1e3 if ctx else None,
+                            "first_response_ms": (t3 - t0) * 1e3})
+        except (OSError, ValueError) as exc:
+            errors.append(repr(exc))
+    return {"samples": samples, "errors": errors}
+
+
+class Stream:
+    """GET /api/v1/events/stream; yields (arrival time, event type, data) per event."""
+
+    def __init__(self, url: str, ca: str | None):
+        scheme, host, port = split(url)
+        raw = socket.create_connection((host, port), timeout=10)
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = context(ca).wrap_socket(raw, server_hostname=host) if scheme == "https" else raw
+        self.sock.sendall(request(host, "GET", "/api/v1/events/stream",
+                                  headers={"Accept": "text/event-stream"}))
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("stream closed before its headers")
+            buf += chunk
+        head, _, rest = buf.partition(b"\r\n\r\n")
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        self.status = int(status_line.split()[1])
+        self.headers = {k.strip().lower(): v.strip() for k, _, v in
+                        (line.partition(":") for line in header_lines)}
+        self.chunked = self.headers.get("transfer-encoding", "").lower() == "chunked"
+        self.raw = rest  # undecoded bytes (chunked framing)
+        self.text = b""  # decoded event-stream bytes
+        self.sock.setblocking(False)
+
+    def pending(self) -> int:
+        return self.sock.pending() if isinstance(self.sock, ssl.SSLSocket) else 0
+
+    def feed(self) -> bool:
+        """Read what is there (non-blocking); False when the stream closed."""
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return False
+                self.raw += chunk
+                if not self.pending() and len(chunk) < 65536:
+                    break
+        except (BlockingIOError, ssl.SSLWantReadError):
+            pass
+        self._decode()
+        return True
+
+    def _decode(self) -> None:
+        if not self.chunked:
+            self.text += self.raw
+            self.raw = b""
+            return
+        while True:
+            line_end = self.raw.find(b"\r\n")
+            if line_end < 0:
+                return
+            size = int(self.raw[:line_end].split(b";")[0] or b"0", 16)
+            if len(self.raw) < line_end + 2 + size + 2:
+                return
+            self.text += self.raw[line_end + 2:line_end + 2 + size]
+            self.raw = self.raw[line_end + 2 + size + 2:]
+
+    def events(self) -> list[tuple[str, str]]:
+        """Complete events decoded so far: (type, data); comments are dropped."""
+        out = []
+        while b"\n\n" in self.text:
+            frame, _, self.text = self.text.partition(b"\n\n")
+            etype, data = "message", []
+            for line in frame.decode().split("\n"):
+                if line.startswith(":"):
+                    continue
+                key, _, value = line.partition(":")
+                value = value[1:] if value.startswith(" ") else value
+                if key == "event":
+                    etype = value
+                elif key == "data":
+                    data.append(value)
+            if data:
+                out.append((etype, "\n".join(data)))
+        return out
+
+
+def cmd_sse(args) -> dict:
+    """Both sockets are watched by one select(); whatever is ready is stamped with the
+    time select() returned, so the POST answer and the event are timed alike."""
+    stream = Stream(args.url, args.ca)
+    if stream.status != 200:
+        return {"error": f"stream answered {stream.status}", "samples": []}
+    _, phost, pport = split(args.post_url)
+    post = socket.create_connection((phost, pport), timeout=10)
+    post.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    post.setblocking(False)
+    sel = selectors.DefaultSelector()
+    sel.register(stream.sock, selectors.EVENT_READ, "stream")
+    sel.register(post, selectors.EVENT_READ, "post")
+    samples, errors = [], []
+    arrived: dict[str, float] = {}  # chat id -> arrival time of its chat.created event
+
+    stream.feed()
+    stream.events()  # ": stream opened"
+    for i in range(args.count):
+        body = json.dumps({"title": f"ogdbench {i}"}).encode()
+        t_send = time.time()
+        post.setblocking(True)
+        post.sendall(request(phost, "POST", "/api/v1/chats", body,
+                             {"Content-Type": "application/json"}))
+        post.setblocking(False)
+        pbuf, chat, t_resp = b"", None, None
+        deadline = time.monotonic() + 10
+        while chat is None or chat["id"] not in arrived:
+            if time.monotonic() > deadline:
+                errors.append(f"event {i}: timed out (POST answered: {chat is not None})")
+                break
+            keys = {"stream"} if stream.pending() else {k.data for k, _ in sel.select(0.5)}
+            now = time.time()
+            if "stream" in keys:
+                if not stream.feed():
+                    raise ConnectionError("event stream closed")
+                for etype, data in stream.events():
+                    if etype == "chat.created":
+                        try:
+                            arrived.setdefault(json.loads(data)["chatId"], now)
+                        except (ValueError, KeyError):
+                            errors.append(f"bad event data {data[:80]!r}")
+            if "post" in keys and chat is None:
+                try:
+                    chunk = post.recv(65536)
+                except BlockingIOError:
+                    chunk = None
+                if chunk == b"":
+                    raise ConnectionError("POST connection closed")
+                pbuf += chunk or b""
+                head, sep, rest = pbuf.partition(b"\r\n\r\n")
+                if sep:
+                    lengths = [ln.split(b":", 1)[1] for ln in head.split(b"\r\n")
+                               if ln.lower().startswith(b"content-length:")]
+                    if len(rest) >= int(lengths[0]):
+                        status = int(head.split(b" ", 2)[1])
+                        if status != 201:
+                            errors.append(f"event {i}: POST answered {status}")
+                            break
+                        t_resp, chat = now, json.loads(rest[:int(lengths[0])])
+        if chat and chat["id"] in arrived:
+            t_event = arrived[chat["id"]]
+            samples.append({"created_to_arrival_ms": (t_event - chat["createdAt"] / 1e3) * 1e3,
+                            "after_post_answer_ms": (t_event - t_resp) * 1e3,
+                            "send_to_arrival_ms": (t_event - t_send) * 1e3})
+        time.sleep(args.interval)
+    stream.sock.close()
+    post.close()
+    return {"samples": samples, "errors": errors,
+            "stream_headers": {k: v for k, v in stream.headers.items()
+                               if k in ("content-type", "cache-control", "x-accel-buffering",
+                                        "transfer-encoding")}}
+
+
+def cmd_upload(args) -> dict:
+    samples, errors = [], []
+    for _ in range(args.count):
+        cmd = ["curl", "--silent", "--show-error", "--max-time", "120", "-H", "Expect:",
+               "-F", f"file=@{args.file};type=application/octet-stream",
+               "-o", "/tmp/ogdbench-upload.json",
+               "-w", "%{http_code} %{time_total} %{size_upload} %{time_appconnect}",
+               f"{args.url.rstrip('/')}/api/v1/uploads"]
+        if args.ca:
+            cmd[1:1] = ["--cacert", args.ca]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            errors.append(proc.stderr.strip() or f"curl exit {proc.returncode}")
+            continue
+        code, total, size, appconnect = proc.stdout.split()
+        try:
+            answer = json.load(open("/tmp/ogdbench-upload.json"))
+        except (OSError, ValueError):
+            answer = {}
+        if code != "201":
+            errors.append(f"status {code}: {json.dumps(answer)[:200]}")
+            continue
+        seconds = float(total) - float(appconnect)
+        samples.append({"seconds": seconds, "bytes": int(float(size)),
+                        "stored_bytes": answer.get("size"),
+                        "mb_per_s": float(size) / 1e6 / seconds})
+    return {"samples": samples, "errors": errors}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    h = sub.add_parser("handshake")
+    h.add_argument("--url", required=True)
+    h.add_argument("--ca")
+    h.add_argument("--count", type=int, default=50)
+    s = sub.add_parser("sse")
+    s.add_argument("--url", required=True)
+    s.add_argument("--post-url", required=True)
+    s.add_argument("--ca")
+    s.add_argument("--count", type=int, default=20)
+    s.add_argument("--interval", type=float, default=0.05)
+    u = sub.add_parser("upload")
+    u.add_argument("--url", required=True)
+    u.add_argument("--ca")
+    u.add_argument("--file", required=True)
+    u.add_argument("--count", type=int, default=1)
+    args = p.parse_args()
+    fn = {"handshake": cmd_handshake, "sse": cmd_sse, "upload": cmd_upload}[args.cmd]
+    print(json.dumps(fn(args)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

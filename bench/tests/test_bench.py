@@ -1,0 +1,189 @@
+"""Unit tests of bench/run.py's pure parts (no docker): python3 -m pytest bench/tests"""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import run  # noqa: E402
+
+NGINX_SITE = """# Ansible managed
+server {
+    listen 80 default_server;
+    listen [::]:80 default_server;
+    server_name ours-nginx.ogdbench.test;
+
+    location ^~ /.well-known/acme-challenge/ {
+        root /var/www/acme;
+    }
+
+    location / {
+        return 301 https://$host$request_uri;
+    }
+}
+
+server {
+    listen 443 ssl default_server;
+    listen [::]:443 ssl default_server;
+    http2 on;
+    server_name ours-nginx.ogdbench.test;
+    ssl_certificate /etc/letsencrypt/live/x/fullchain.pem;
+
+    location / {
+        proxy_pass http://127.0.0.1:3000;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_buffering off;
+    }
+}
+"""
+
+
+KEEPALIVE_SITE = NGINX_SITE.replace(
+    "# Ansible managed\n",
+    "# Ansible managed\nupstream opengram_upstream {\n    server 127.0.0.1:3000;\n"
+    "    keepalive 32;\n    keepalive_timeout 4s;\n}\n").replace(
+    "proxy_pass http://127.0.0.1:3000;", "proxy_pass http://opengram_upstream;")
+
+
+def test_server_blocks():
+    blocks = run.server_blocks(KEEPALIVE_SITE)
+    assert len(blocks) == 2
+    assert blocks[0].startswith("server {") and "listen 80 default_server;" in blocks[0]
+    assert blocks[1].rstrip().endswith("}") and "location / {" in blocks[1]
+
+
+def test_variant_adds_keepalive_to_a_site_without_it():
+    name, _, out = run.nginx_variant(NGINX_SITE, port=8443)
+    assert name == "ours-nginx+keepalive"
+    assert "upstream ogdbench_keepalive {\n    server 127.0.0.1:3000;\n    keepalive 16;" in out
+    assert "listen 8443 ssl;" in out
+    assert "listen 80" not in out and ":443" not in out and "listen 443" not in out
+    assert "proxy_pass http://ogdbench_keepalive;" in out
+    assert "acme-challenge" not in out
+    assert out.count("server {") == 1
+
+
+def test_variant_removes_keepalive_from_a_site_with_it():
+    name, _, out = run.nginx_variant(KEEPALIVE_SITE, port=8443)
+    assert name == "ours-nginx-no-keepalive"
+    assert "upstream" not in out.split("\n", 1)[1]
+    assert "proxy_pass http://127.0.0.1:3000;" in out
+    assert "listen 8443 ssl;" in out and "listen 443" not in out
+    assert out.count("server {") == 1
+
+
+def test_site_has_upstream_keepalive():
+    assert not run.site_has_upstream_keepalive(NGINX_SITE)
+    assert run.site_has_upstream_keepalive(KEEPALIVE_SITE)
+    assert not run.site_has_upstream_keepalive("upstream u {\n    server 127.0.0.1:3000;\n}\n")
+
+
+def test_variant_refuses_an_unexpected_site():
+    with pytest.raises(run.BenchError):
+        run.nginx_variant(NGINX_SITE.replace('proxy_set_header Connection "";', ""))
+    with pytest.raises(run.BenchError):
+        run.nginx_variant("server { listen 80; }")
+
+
+def test_parse_wrk():
+    doc = {"requests": 5000, "duration_us": 2_000_000, "bytes": 1,
+           "errors": {"connect": 0, "read": 0, "write": 0, "status": 2, "timeout": 0},
+           "latency_us": {"min": 100, "mean": 400.0, "max": 9000, "stdev": 1.0,
+                          "p50": 350, "p90": 700, "p99": 2500, "p999": 8000}}
+    r = run.parse_wrk("Running 2s test\n  1 threads\nOGDBENCH_JSON " + json.dumps(doc) + "\n")
+    assert r["rps"] == 2500
+    assert (r["p50_ms"], r["p90_ms"], r["p99_ms"]) == (0.35, 0.7, 2.5)
+    assert r["errors"] == 2
+    with pytest.raises(run.BenchError):
+        run.parse_wrk("no json here")
+
+
+def test_parse_profile_and_recap():
+    out = """PLAY RECAP *********
+ogdbench-fleet-1           : ok=60   changed=25   unreachable=0    failed=0    skipped=20
+ogdbench-fleet-2           : ok=60   changed=24   unreachable=0    failed=0    skipped=20
+
+TASKS RECAP ********
+Monday 01 January 2025  00:00:00 +0000 (0:00:00.100)       0:03:10.000 ******
+===============================================================================
+opengram : Install Node.js, npm and the native-module build tools ----- 120.50s
+Gathering Facts ----------------------------------------------------------- 3.25s
+caddy : Install Caddy ----------------------------------------------------- 2.00s
+"""
+    prof = run.parse_profile(out)
+    assert [t["task"] for t in prof] == [
+        "opengram : Install Node.js, npm and the native-module build tools",
+        "Gathering Facts", "caddy : Install Caddy"]
+    assert prof[0]["seconds"] == 120.5
+    recap = run.parse_recap(out)
+    assert recap["ogdbench-fleet-2"]["changed"] == 24
+    assert run.parse_profile("no recap") == []
+
+
+def test_percentile_and_median():
+    assert run.percentile([], 95) is None
+    assert run.percentile([1, 2, 3, 4, 5], 50) == 3
+    assert run.percentile([1, 2, 3, 4, 5], 95) == pytest.approx(4.8)
+    assert run.median([3, 1, 2]) == 2
+
+
+def test_aims_from_results():
+    results = {
+        "proxy": {"throughput": {"ours-nginx": {"8": {"ratio_to_direct": 0.80}},
+                                 "ours-caddy": {"8": {"ratio_to_direct": 0.50}}},
+                  "sse": {"ours-caddy": {"delay_median_minus_direct_ms": 1.0},
+                          "ours-nginx": {"delay_median_minus_direct_ms": 6.0}}},
+        "deploy": {"runs": {"no-change-1": {"hosts": 1, "seconds": 15.0}},
+                   "fleet_ratio_to_one": {"1": 1.0, "4": 1.7}},
+    }
+    met = {a["aim"].split(" ")[0] + ("-sse" if "SSE" in a["aim"] else ""): a["met"]
+           for a in run.aims(results)}
+    assert met == {"ours-nginx": True, "ours-caddy": False, "ours-caddy-sse": True,
+                   "ours-nginx-sse": False, "no-change-1": True, "4": False}
+
+
+def test_results_md_keeps_text_outside_the_markers(tmp_path):
+    path = tmp_path / "RESULTS.md"
+    run.update_results_md(path, "first")
+    text = path.read_text()
+    assert "first" in text
+    path.write_text("# Title\n\nhand-written analysis\n\n" + text[text.index(run.RESULTS_BEGIN):]
+                    + "\nmore notes\n")
+    run.update_results_md(path, "second")
+    text = path.read_text()
+    assert "second" in text and "first" not in text
+    assert "hand-written analysis" in text and "more notes" in text
+
+
+def test_inventory_shape(tmp_path, monkeypatch):
+    monkeypatch.setattr(run, "role_default", lambda key: "0.2.1")
+    hosts = [run.PEBBLE, run.CLIENT, *run.PROXY_HOSTS]
+    inv = json.loads(run.write_inventory(tmp_path, hosts).read_text())["all"]["children"]
+    og = inv["opengram"]["hosts"]
+    assert {h: v["opengram_proxy"] for h, v in og.items()} == {
+        "ogdbench-ours-caddy": "caddy", "ogdbench-ours-nginx": "nginx",
+        "ogdbench-guide-caddy": "none", "ogdbench-guide-nginx": "none"}
+    assert list(inv["guide_nginx"]["hosts"]) == ["ogdbench-guide-nginx"]
+    assert list(inv["acme"]["hosts"]) == ["ogdbench-pebble"]
+    assert inv["opengram"]["vars"]["opengram_write_rate_limit_max"] >= 100000
+    assert all(h.startswith("ogdbench-") for g in inv.values() for h in g["hosts"])
+
+
+def test_problems_flags_missing_measurements_not_timings():
+    settings = {"handshakes": 2, "rounds": 1, "uploads": 1}
+    ok = {"throughput": {"1": {"rps": 10.0, "errors": 0}},
+          "handshake": {"n": 2}, "sse": {"n": 5, "expected": 5},
+          "upload": {"n": 1, "stored_ok": True}}
+    bad = {"throughput": {"1": {"rps": 0.5, "errors": 3}},
+           "handshake": {"n": 1}, "sse": {"n": 4, "expected": 5},
+           "upload": {"n": 1, "stored_ok": False}}
+    results = {"settings": settings, "paths": [{"name": "a"}, {"name": "b"}],
+               "proxy": {k: {"a": ok[k], "b": bad[k]} for k in ok},
+               "deploy": {"runs": {"no-change-1": {"changed": 1}, "cold-1": {"changed": 20}}}}
+    found = run.problems(results)
+    assert all(f.startswith(("b:", "no-change-1:")) for f in found)
+    assert len(found) == 5
