@@ -8,37 +8,19 @@ import json
 import os
 import re
 import subprocess
+import sys
 
 import pytest
 import testinfra
 
-INVENTORY = os.environ.get("MOLECULE_INVENTORY_FILE", "")
-PROJECT = os.environ.get("MOLECULE_PROJECT_DIRECTORY", os.getcwd())
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "tests"))
+from playbook import INVENTORY, PROJECT, output, recap, run_playbook  # noqa: E402,F401 (test_preflight imports them from here)
+
 MARKER = "/root/.ogd-preflight-marker"
 # Where a deployment would leave traces. Noise of the idle host itself is left
 # out: systemd timer stamps and seed, apt's daily job bookkeeping.
 WATCHED = "/etc /opt /var/lib /var/www /usr/local /usr/lib/systemd /srv"
 NOISE = re.compile(r"^/var/lib/(systemd/(timers|random-seed|catalog)|apt/(periodic|daily_lock))")
-
-
-def run_playbook(*extra_args):
-    """site.yml against the scenario's inventory; returns the completed process."""
-    return subprocess.run(
-        ["ansible-playbook", "-i", INVENTORY, os.path.join(PROJECT, "site.yml"), *extra_args],
-        capture_output=True, text=True, cwd=PROJECT,
-        env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"),
-    )
-
-
-def output(run):
-    """Everything a run printed (Ansible 2.19 reports errors on stderr too)."""
-    return run.stdout + "\n--- stderr ---\n" + run.stderr
-
-
-def recap(text, host):
-    """The PLAY RECAP counters of one host, e.g. {'ok': 30, 'changed': 0, ...}."""
-    line = next(l for l in reversed(text.splitlines()) if l.strip().startswith(host + " ") and "ok=" in l)
-    return {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", line)}
 
 
 @pytest.fixture(scope="session")

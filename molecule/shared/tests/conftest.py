@@ -12,8 +12,8 @@ import subprocess
 import pytest
 import testinfra
 
-INVENTORY = os.environ.get("MOLECULE_INVENTORY_FILE", "")
-PROJECT = os.environ.get("MOLECULE_PROJECT_DIRECTORY", os.getcwd())
+from playbook import INVENTORY, PROJECT, run_playbook  # noqa: F401 (the tests import run_playbook from here)
+
 PROBE = "python3 /opt/ogd-probes/probe.py"
 PEBBLE_ROOT = "/opt/ogd-probes/pebble-root.pem"
 
@@ -37,15 +37,6 @@ def ansible_json(pattern, expression):
     result, _ = json.JSONDecoder().raw_decode(out[out.index("{"):])
     hosts = result["plays"][0]["tasks"][0]["hosts"]
     return {name: json.loads(value["msg"]) for name, value in hosts.items()}
-
-
-def run_playbook(*extra_args):
-    """Converge the scenario again with site.yml; returns the completed process."""
-    return subprocess.run(
-        ["ansible-playbook", "-i", INVENTORY, os.path.join(PROJECT, "site.yml"), *extra_args],
-        capture_output=True, text=True, cwd=PROJECT,
-        env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"),
-    )
 
 
 def skip_unless_scenario_flag(flag):

@@ -1,10 +1,10 @@
 """What a later run of the playbook does to a converged host."""
 
 import json
-import re
 import time
 
 from conftest import run_playbook
+from playbook import recap
 
 CONFIG = "/var/lib/opengram/opengram.config.json"
 
@@ -29,12 +29,6 @@ def test_app_written_keys_survive_a_converge_that_changes_owned_keys(site):
     assert after["ui"] == {"theme": "dark"}
     # Healthy again after the restart the change caused.
     assert json.loads(site.curl(site.base + "/api/v1/health").stdout)["status"] == "ok"
-
-
-def recap(output, host):
-    """The PLAY RECAP counters of one host, e.g. {'ok': 30, 'changed': 0, ...}."""
-    line = next(l for l in reversed(output.splitlines()) if l.strip().startswith(host + " ") and "ok=" in l)
-    return {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", line)}
 
 
 def test_check_mode_on_a_converged_host_reports_no_change(site):

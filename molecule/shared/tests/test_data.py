@@ -13,13 +13,14 @@ shared checks in test_public.py run after this file).
 import json
 import os
 import re
-import subprocess
 import tarfile
 import time
 
 import pytest
 
-from conftest import INVENTORY, PROJECT, ansible_json, run_playbook
+import playbook as playbooks
+from conftest import ansible_json, run_playbook
+from playbook import recap
 
 HOME = "/var/lib/opengram"
 CONFIG = HOME + "/opengram.config.json"
@@ -33,22 +34,12 @@ _SCENARIO = ('{"extra": ogd_test_standin_extra_versions | default([]), "artifact
 
 def playbook(name, *args):
     """Run playbooks/<name> against the scenario's inventory; returns the completed process."""
-    return subprocess.run(
-        ["ansible-playbook", "-i", INVENTORY, os.path.join(PROJECT, "playbooks", name), *args],
-        capture_output=True, text=True, cwd=PROJECT,
-        env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"),
-    )
+    return run_playbook(*args, playbook=os.path.join("playbooks", name))
 
 
 def output(run):
-    """The tail of what a playbook printed (Ansible 2.19 reports errors on stderr)."""
-    return (run.stdout[-4000:] + "\n--- stderr ---\n" + run.stderr[-2000:])
-
-
-def recap(output, host):
-    """The PLAY RECAP counters of one host, e.g. {'ok': 30, 'changed': 0, ...}."""
-    line = next(l for l in reversed(output.splitlines()) if l.strip().startswith(host + " ") and "ok=" in l)
-    return {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", line)}
+    """The tail of what a playbook printed."""
+    return playbooks.output(run, tail=4000)
 
 
 # ---- the public API, from the client --------------------------------------------------

@@ -18,7 +18,8 @@ import time
 
 import pytest
 
-from conftest import INVENTORY, PROJECT, run_playbook, skip_unless_scenario_flag
+from conftest import PROJECT, run_playbook, skip_unless_scenario_flag
+from playbook import output, playbook_argv, playbook_env
 
 RECOVERY_LIMIT = 15.0
 BLOCK_TABLE = "ogd_test_acme_block"
@@ -27,10 +28,6 @@ BLOCK_TABLE = "ogd_test_acme_block"
 @pytest.fixture(scope="module", autouse=True)
 def faults_enabled():
     skip_unless_scenario_flag("ogd_test_safety_checks")
-
-
-def output(run):
-    return run.stdout + "\n--- stderr ---\n" + run.stderr
 
 
 def https_ok(site):
@@ -113,10 +110,9 @@ def test_interrupted_run_then_next_run_converges(site, record_property):
     # Killed right after opengram.env was rewritten, before its restart handler.
     stop_at = "TASK [opengram : Template the systemd unit]"
     process = subprocess.Popen(
-        ["ansible-playbook", "-i", INVENTORY, os.path.join(PROJECT, "site.yml"), "--limit", site.name,
-         "-e", json.dumps(changed)],
+        playbook_argv("--limit", site.name, "-e", json.dumps(changed)),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=PROJECT, start_new_session=True,
-        env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", PYTHONUNBUFFERED="1"))
+        env=dict(playbook_env(), PYTHONUNBUFFERED="1"))
     seen = []
     try:
         for line in process.stdout:

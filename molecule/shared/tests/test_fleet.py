@@ -9,13 +9,13 @@ reason. Each test leaves every host as the inventory declares it.
 import json
 import os
 import re
-import subprocess
 import time
 
 import pytest
 import testinfra
 
-from conftest import INVENTORY, PROJECT, ansible_json, run_playbook
+from conftest import ansible_json, run_playbook
+from playbook import output
 
 CONFIG = "/var/lib/opengram/opengram.config.json"
 BACKUP = "/root/ogd-test-fleet-config.json"
@@ -23,17 +23,8 @@ BACKUP = "/root/ogd-test-fleet-config.json"
 _SELFCHECK = '{"from": opengram_selfcheck_from | default("localhost"), "service": opengram_service_name | default("opengram")}'
 
 
-def output(run):
-    """What a playbook printed (Ansible 2.19 reports errors on stderr)."""
-    return run.stdout + "\n--- stderr ---\n" + run.stderr
-
-
 def selfcheck(*args):
-    return subprocess.run(
-        ["ansible-playbook", "-i", INVENTORY, os.path.join(PROJECT, "playbooks", "selfcheck.yml"), *args],
-        capture_output=True, text=True, cwd=PROJECT,
-        env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"),
-    )
+    return run_playbook(*args, playbook=os.path.join("playbooks", "selfcheck.yml"))
 
 
 def ok_lines(stdout):

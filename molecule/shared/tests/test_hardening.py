@@ -10,6 +10,7 @@ import re
 import shlex
 
 from conftest import run_playbook, skip_unless_scenario_flag
+from playbook import output
 
 # What each proxy's role validates its configuration with, where the live
 # configuration is, and the variable that inserts raw directives into it.
@@ -22,10 +23,6 @@ PROXIES = {
 ENV_FILE = "/etc/opengram/opengram.env"
 CONFIG_FILE = "/var/lib/opengram/opengram.config.json"
 PEBBLE_ROOT = "/opt/ogd-probes/pebble-root.pem"
-
-
-def output(run):
-    return run.stdout + "\n--- stderr ---\n" + run.stderr
 
 
 def main_pid(site, unit):

@@ -1,0 +1,38 @@
+"""Running the project's playbooks from the checks, shared by every scenario
+(molecule/shared/tests and molecule/preflight/tests import it)."""
+
+import os
+import re
+import subprocess
+
+INVENTORY = os.environ.get("MOLECULE_INVENTORY_FILE", "")
+PROJECT = os.environ.get("MOLECULE_PROJECT_DIRECTORY", os.getcwd())
+
+
+def playbook_argv(*extra_args, playbook="site.yml"):
+    """ansible-playbook against the scenario's inventory; `playbook` is relative to the project."""
+    return ["ansible-playbook", "-i", INVENTORY, os.path.join(PROJECT, playbook), *extra_args]
+
+
+def playbook_env():
+    return dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+
+
+def run_playbook(*extra_args, playbook="site.yml"):
+    """Run a playbook (site.yml unless told) to the end; returns the completed process."""
+    return subprocess.run(playbook_argv(*extra_args, playbook=playbook), capture_output=True, text=True,
+                          cwd=PROJECT, env=playbook_env())
+
+
+def output(run, tail=None):
+    """What a run printed; Ansible 2.19 reports errors on stderr, so both.
+    With `tail`, only the last `tail` characters of stdout (and half as many of stderr)."""
+    if tail:
+        return run.stdout[-tail:] + "\n--- stderr ---\n" + run.stderr[-(tail // 2):]
+    return run.stdout + "\n--- stderr ---\n" + run.stderr
+
+
+def recap(text, host):
+    """The PLAY RECAP counters of one host, e.g. {'ok': 30, 'changed': 0, ...}."""
+    line = next(l for l in reversed(text.splitlines()) if l.strip().startswith(host + " ") and "ok=" in l)
+    return {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", line)}
