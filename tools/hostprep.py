@@ -207,6 +207,24 @@ def run_logged(cmd: list[str], log: Path, what: str, *, env: dict | None = None,
             f"{what} failed (exit {proc.returncode}); log: {log}\n{tail(log)}")
 
 
+def run_captured(cmd: list[str], *, error: type[Exception] = HostPrepError, check: bool = True,
+                 timeout: float = 120, input: str | None = None, **kw) -> subprocess.CompletedProcess:
+    """Run ``cmd`` with its output captured. A missing program, a timeout or
+    (with ``check``) a non-zero exit raise ``error`` naming the command and the
+    tail of what it printed. Shared by tools/sandbox.py and bench/run.py."""
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=input,
+                              stdin=None if input is not None else subprocess.DEVNULL, **kw)
+    except FileNotFoundError as exc:
+        raise error(f"{cmd[0]} not found: {exc}") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise error(f"`{shlex.join(cmd)}` timed out after {timeout:.0f} s") from exc
+    if check and proc.returncode != 0:
+        raise error(f"`{shlex.join(cmd)}` failed (exit {proc.returncode}):\n"
+                    f"{(proc.stderr or proc.stdout).strip()[-3000:]}")
+    return proc
+
+
 def require_root(what: str) -> None:
     if os.geteuid() != 0:
         raise HostPrepError(f"{what} needs root (run hostprep as root)")

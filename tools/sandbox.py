@@ -172,19 +172,8 @@ def say(msg: str = "") -> None:
     print(msg, flush=True)
 
 
-def run(cmd: list[str], *, check: bool = True, timeout: float = 120,
-        **kw) -> subprocess.CompletedProcess:
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                              timeout=timeout, **kw)
-    except FileNotFoundError as exc:
-        raise SandboxError(f"{cmd[0]} not found: {exc}") from exc
-    except subprocess.TimeoutExpired as exc:
-        raise SandboxError(f"`{shlex.join(cmd)}` timed out after {timeout:.0f} s") from exc
-    if check and proc.returncode != 0:
-        raise SandboxError(f"`{shlex.join(cmd)}` failed (exit {proc.returncode}): "
-                           f"{(proc.stderr or proc.stdout).strip()}")
-    return proc
+def run(cmd: list[str], *, check: bool = True, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
+    return hostprep.run_captured(cmd, error=SandboxError, check=check, timeout=timeout, **kw)
 
 
 def work_dir() -> Path:

@@ -4,7 +4,7 @@
 Prepares the machine (Docker engine, base image, venv, collections: see
 tools/hostprep.py), then runs, in order, and stops at nothing until the end:
   lint      ansible-lint (production profile, offline) and yamllint
-  pytest    unit tests and the stand-in's own tests (tests/)
+  pytest    unit tests, the stand-in's own tests (tests/) and bench/tests
   molecule  `molecule test -s NAME` for every scenario under molecule/
   bench     `bench/run.py --smoke`: the benchmark harness end to end (no timing
             threshold anywhere; the full benchmark is `python3 bench/run.py`)
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         results.append(("ansible-lint", run("ansible-lint", ["ansible-lint", "--offline", "--profile", "production"], env)))
         results.append(("yamllint", run("yamllint", ["yamllint", "--strict", "."], env)))
     if "pytest" in stages:
-        code_ok = run("pytest", ["python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], env)
+        code_ok = run("pytest", ["python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests", "bench/tests"], env)
         results.append(("pytest", code_ok))
     if "molecule" in stages:
         for scenario in args.scenario or scenarios():
