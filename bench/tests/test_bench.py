@@ -76,6 +76,24 @@ def test_variant_removes_keepalive_from_a_site_with_it():
     assert out.count("server {") == 1
 
 
+def test_nginx_ceiling_answers_health_itself_over_the_same_tls():
+    out = run.nginx_ceiling(KEEPALIVE_SITE, port=8444)
+    assert out.count("server {") == 1 and "listen 8444 ssl;" in out and "listen 443" not in out
+    assert "ssl_certificate /etc/letsencrypt/live/x/fullchain.pem;" in out
+    health = out.index("location = /api/v1/health {")
+    assert "return 200 '%s';" % run.CEILING_BODY in out[health:out.index("location / {")]
+    assert "acme-challenge" not in out
+    with pytest.raises(run.BenchError):
+        run.nginx_ceiling(KEEPALIVE_SITE.replace("    location / {\n        proxy_pass", "    location /x {\n        proxy_pass"))
+
+
+def test_caddy_ceiling_uses_the_given_certificate_without_redirects():
+    out = run.caddy_ceiling("c.test", "/s/c.test.crt", "/s/c.test.key", port=8444)
+    assert "admin off" in out and "auto_https disable_redirects" in out
+    assert "https://c.test:8444 {" in out and "tls /s/c.test.crt /s/c.test.key" in out
+    assert "respond /api/v1/health `%s` 200" % run.CEILING_BODY in out
+
+
 def test_site_has_upstream_keepalive():
     assert not run.site_has_upstream_keepalive(NGINX_SITE)
     assert run.site_has_upstream_keepalive(KEEPALIVE_SITE)
