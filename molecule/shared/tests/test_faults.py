@@ -105,12 +105,11 @@ def running_env(site):
                 site.host.check_output("tr '\\0' '\\n' < /proc/%s/environ", pid).splitlines() if "=" in line)
 
 
-def test_interrupted_run_then_next_run_converges(site, record_property):
-    changed = {"opengram_write_rate_limit_max": site.rate_max + 7}
-    # Killed right after opengram.env was rewritten, before its restart handler.
-    stop_at = "TASK [opengram : Template the systemd unit]"
+def run_killed_at(site, extra_vars, stop_at):
+    """site.yml with `extra_vars`, killed (SIGKILL, the whole process group) as
+    soon as it prints `stop_at`, the header of the task it was about to run."""
     process = subprocess.Popen(
-        playbook_argv("--limit", site.name, "-e", json.dumps(changed)),
+        playbook_argv("--limit", site.name, "-e", json.dumps(extra_vars)),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=PROJECT, start_new_session=True,
         env=dict(playbook_env(), PYTHONUNBUFFERED="1"))
     seen = []
@@ -128,9 +127,16 @@ def test_interrupted_run_then_next_run_converges(site, record_property):
     assert stop_at in text, "the run ended before reaching %r:\n%s" % (stop_at, text[-3000:])
     assert "PLAY RECAP" not in text
     assert process.returncode == -signal.SIGKILL
+
+
+def test_interrupted_run_then_next_run_converges(site, record_property):
+    changed = {"opengram_write_rate_limit_max": site.rate_max + 7}
+    # Killed right after opengram.env was rewritten, before its restart handler.
+    run_killed_at(site, changed, "TASK [opengram : Template the systemd unit]")
     # Half done: the new environment file is written, the old process still runs.
     assert site.host.file("/etc/opengram/opengram.env").contains(
         "OPENGRAM_WRITE_RATE_LIMIT_MAX=%d$" % changed["opengram_write_rate_limit_max"])
+    assert running_env(site)["OPENGRAM_WRITE_RATE_LIMIT_MAX"] == str(site.rate_max)
 
     try:
         started = time.monotonic()
@@ -145,6 +151,41 @@ def test_interrupted_run_then_next_run_converges(site, record_property):
     assert restored.returncode == 0, output(restored)[-3000:]
     assert running_env(site)["OPENGRAM_WRITE_RATE_LIMIT_MAX"] == str(site.rate_max)
     assert https_ok(site)
+
+
+# Per proxy: the variable that adds raw directives, one that adds a response
+# header, the live file, and the task right after the file is written.
+PROXY_MARK = {
+    "caddy": ("caddy_site_extra_config", "header X-Ogd-Interrupted yes", "/etc/caddy/Caddyfile",
+              "TASK [caddy : Find a Caddyfile that Caddy has not loaded"),
+    "nginx": ("nginx_extra_config", "add_header X-Ogd-Interrupted yes always;", "/etc/nginx/sites-available/opengram",
+              "TASK [nginx : Find a site that nginx has not loaded"),
+}
+
+
+def serves_mark(site):
+    head = site.curl("--head", site.base + "/api/v1/health")
+    assert head.rc == 0, head.stderr
+    return "x-ogd-interrupted: yes" in head.stdout.lower()
+
+
+def test_interrupted_run_then_next_run_reloads_the_proxy(site):
+    variable, value, live, stop_at = PROXY_MARK[site.proxy]
+    changed = {variable: value}
+    assert not serves_mark(site)
+    # Killed right after the new configuration went live on disk, before the
+    # reload handler: the next run finds the file already as it wants it.
+    run_killed_at(site, changed, stop_at)
+    assert site.host.file(live).contains(value.split()[0] + " X-Ogd-Interrupted")
+    assert not serves_mark(site), "the proxy already serves the new configuration: nothing was interrupted"
+    try:
+        again = run_playbook("--limit", site.name, "-e", json.dumps(changed))
+        assert again.returncode == 0, output(again)[-3000:]
+        assert serves_mark(site), "the next run left the proxy on its old configuration"
+    finally:
+        restored = run_playbook("--limit", site.name)
+    assert restored.returncode == 0, output(restored)[-3000:]
+    assert not serves_mark(site)
 
 
 # ---- the ACME CA unreachable -----------------------------------------------------------
