@@ -255,6 +255,60 @@ def test_backup_then_restore_brings_back_exactly_the_backup(site, stored, lifecy
     assert "./data/uploads/" + late_upload in site.host.check_output("tar -tzf %s", replaced).split()
 
 
+def sqlite(host, db, sql):
+    """Run SQL on the host's database as the service user (never root: the
+    -wal/-shm files must stay the service's)."""
+    return host.check_output("runuser -u opengram -- sqlite3 %s %s", db, sql)
+
+
+def test_a_sqlite_database_is_backed_up_online_while_it_is_written(site, lifecycle, tmp_path):
+    """The real Opengram keeps SQLite (WAL mode) where the stand-in keeps a JSON
+    document: the backup must copy a database that another process holds open
+    and writes, consistently, through sqlite3's online backup."""
+    host = site.host
+    db = HOME + "/data/opengram.db"
+    aside = HOME + "/data/opengram.db.standin"
+    writer = "ogd-test-sqlite-writer"
+    host.check_output("systemctl stop opengram")
+    host.check_output("mv %s %s", db, aside)
+    try:
+        sqlite(host, db, "PRAGMA journal_mode=WAL; CREATE TABLE messages (id INTEGER PRIMARY KEY, body TEXT);")
+        # One connection that stays open and inserts a row every 10 ms, as a busy app does.
+        host.check_output(
+            "systemd-run --collect --unit %s --uid opengram --gid opengram /bin/sh -c %s", writer,
+            "while :; do echo \"INSERT INTO messages (body) VALUES (hex(randomblob(32)));\"; sleep 0.01; done"
+            " | sqlite3 %s" % db)
+        deadline = time.monotonic() + 60
+        while int(sqlite(host, db, "SELECT count(*) FROM messages;")) < 50:
+            assert time.monotonic() < deadline, "the writer does not write"
+        before = archives(site)
+        run = playbook("backup.yml", "--limit", site.name, "-e", "opengram_backup_fetch_dir=%s" % tmp_path)
+        assert run.returncode == 0, output(run)
+        assert host.service(writer).is_running, "the writer stopped during the backup"
+        live_rows = int(sqlite(host, db, "SELECT count(*) FROM messages;"))
+
+        new = sorted(archives(site) - before)
+        assert len(new) == 1, new
+        archive = "%s/%s" % (BACKUPS, new[0])
+        assert json.loads(archive_member(site, archive, "./backup.json"))["database"] == "sqlite-online-backup"
+        copy = "/root/ogd-test-sqlite-copy.db"
+        host.check_output("tar -xzOf %s ./data/opengram.db > %s", archive, copy)
+        assert host.check_output("sqlite3 %s 'PRAGMA integrity_check;'", copy) == "ok"
+        copied_rows = int(host.check_output("sqlite3 %s 'SELECT count(*) FROM messages;'", copy))
+        assert 50 <= copied_rows <= live_rows, (copied_rows, live_rows)
+        # The live database's WAL files still belong to the service.
+        for suffix in ("-wal", "-shm"):
+            assert host.file(db + suffix).user == "opengram", db + suffix
+    finally:
+        host.run("systemctl stop %s", writer)
+        host.run("rm -f %s %s-wal %s-shm /root/ogd-test-sqlite-copy.db", db, db, db)
+        host.run("mv %s %s", aside, db)
+        host.check_output("systemctl start opengram")
+    deadline = time.monotonic() + 60
+    while site.curl("--fail", site.base + "/api/v1/health").rc != 0:
+        assert time.monotonic() < deadline, "Opengram did not come back on its own database"
+
+
 def _listening_ports(host):
     lines = host.check_output("ss -Htln").splitlines()
     return {int(line.split()[3].rsplit(":", 1)[1]) for line in lines if line.strip()}
