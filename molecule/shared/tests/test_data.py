@@ -351,3 +351,30 @@ def test_uninstall_keeps_the_data_and_site_yml_brings_it_all_back(site, stored, 
     assert run.returncode == 0, output(run)
     assert health(site)["version"] == site.version
     assert_intact(site, stored)
+
+
+def test_restore_onto_a_fresh_install_brings_back_the_data(site, stored, lifecycle, tmp_path):
+    """A new host: nothing of Opengram left (data, user and backups purged), site.yml
+    installs it afresh with an empty database, and the backup fetched to the
+    controller earlier is restored onto it."""
+    fetch_dir = tmp_path / "fetched"
+    run = playbook("backup.yml", "--limit", site.name, "-e", "opengram_backup_fetch_dir=%s" % fetch_dir)
+    assert run.returncode == 0, output(run)
+    (archive,) = sorted(fetch_dir.glob("*.tar.gz"))
+
+    run = playbook("uninstall.yml", "--limit", site.name, "-e", "opengram_uninstall_purge_data=true")
+    assert run.returncode == 0, output(run)
+    host = site.host
+    host.check_output("rm -rf %s", BACKUPS)
+    assert not host.file(HOME).exists and not host.user("opengram").exists
+
+    run = run_playbook("--limit", site.name)
+    assert run.returncode == 0, output(run)
+    assert not set(stored["chats"]) & set(chats(site)), "the fresh install still has the old chats"
+
+    run = playbook("restore.yml", "--limit", site.name, "-e", "opengram_restore_archive=%s" % archive)
+    assert run.returncode == 0, output(run)
+    assert health(site)["version"] == site.version
+    assert_intact(site, stored)
+    for path in (HOME + "/data/opengram.db", CONFIG, *(HOME + "/data/uploads/" + u for u in stored["uploads"])):
+        assert host.file(path).user == "opengram", path
