@@ -10,8 +10,8 @@ from opengram_instances import Installed, install_real, install_standin, real_ta
 
 CONTRACT_VERSION = "0.2.1"
 REAL_SKIP_REASON = (
-    "real Opengram release not on this host: set OGD_REAL_PACKAGE or put "
-    "opengramsh-opengram-0.2.1.tgz in /work/shared/opengram/ (or ../shared/opengram/ beside the repo)"
+    "real Opengram 0.2.1 tarball not found (OGD_REAL_PACKAGE, /work/shared/opengram/ or "
+    "../shared/opengram/opengramsh-opengram-0.2.1.tgz): contract checked against the stand-in only"
 )
 
 

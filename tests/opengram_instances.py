@@ -276,10 +276,12 @@ def install_standin(work: Path, version: str) -> Installed:
 
 
 def real_tarball() -> Path | None:
-    """OGD_REAL_PACKAGE, else /work/shared/opengram/..., else ../shared/opengram/... beside the repo."""
-    candidates = []
+    """OGD_REAL_PACKAGE when set (only that path), else /work/shared/opengram/..., else
+    shared/opengram/... beside the repo or one of its parents (../shared from a worktree)."""
     if os.environ.get("OGD_REAL_PACKAGE"):
-        candidates.append(Path(os.environ["OGD_REAL_PACKAGE"]))
+        explicit = Path(os.environ["OGD_REAL_PACKAGE"])
+        return explicit.resolve() if explicit.is_file() else None
+    candidates = []
     candidates.append(Path("/work/shared/opengram") / REAL_TARBALL_NAME)
     # A worktree at /work/<name> or a checkout beside `shared`.
     for parent in REPO_ROOT.parents:
