@@ -8,6 +8,7 @@ import json
 import os
 import shlex
 import subprocess
+import time
 
 import pytest
 import testinfra
@@ -22,7 +23,8 @@ _FACTS = (
     '{"domain": opengram_domain, "proxy": opengram_proxy, "version": opengram_version,'
     ' "token": opengram_instance_secret | default(""), "upload_max": opengram_upload_max_bytes | int,'
     ' "rate_max": opengram_write_rate_limit_max | int, "port": opengram_port | default(3000) | int,'
-    ' "switch_test": ogd_test_switch_proxies | default(false) | bool}'
+    ' "switch_test": ogd_test_switch_proxies | default(false) | bool,'
+    ' "agent": opengram_agents[0].id, "model": opengram_models[0].id}'
 )
 
 
@@ -91,10 +93,36 @@ class Site:
         return tuple(line.split("=", 1)[1] for line in result.stdout.splitlines())
 
     def auth_header(self):
+        """The secret as every API client sends it (only the browser's event stream uses ?token=)."""
         return ["-H", "Authorization: Bearer " + self.token] if self.token else []
+
+    def api(self, method, path, *args, client=None):
+        """curl METHOD <base><path> with the secret; (HTTP status, body)."""
+        result = self.curl("-X", method, "--write-out", "\n%{http_code}", *self.auth_header(), *args,
+                           self.base + path, client=client)
+        assert result.rc == 0, result.stderr
+        body, _, status = result.stdout.rpartition("\n")
+        return int(status), body
+
+    def create_chat(self, title):
+        """A new chat through the public API, as Opengram wants it (an agent and a model
+        of the deployment); returns the chat as the app answered it (snake_case)."""
+        status, body = self.api("POST", "/api/v1/chats", "-H", "Content-Type: application/json", "-d",
+                                json.dumps({"agentIds": [self.agent], "modelId": self.model, "title": title}))
+        assert status == 201, body
+        chat = json.loads(body)
+        assert (chat["title"], chat["agent_ids"], chat["model_id"]) == (title, [self.agent], self.model), chat
+        return chat
+
+    def upload(self, path, chat_id=None):
+        """Multipart upload of the client's file `path` into a chat's media (a new chat
+        unless `chat_id`); (HTTP status, body)."""
+        chat_id = chat_id or self.create_chat("uploads-%d" % time.time_ns())["id"]
+        return self.api("POST", "/api/v1/chats/%s/media" % chat_id, "-H", "Expect:", "-F", "file=@" + path)
 
     def probe(self, command, *args, client=None):
         token = ["--token", self.token] if self.token else []
+        token += ["--agent", self.agent, "--model", self.model]
         line = " ".join([PROBE, command, "--base", self.base, "--ca", PEBBLE_ROOT]
                         + [shlex.quote(a) for a in [*token, *args]])
         result = (client or self.client).run(line)
