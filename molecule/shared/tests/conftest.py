@@ -120,7 +120,7 @@ class Site:
         """Multipart upload of the client's file `path` into a chat's media (a new chat
         unless `chat_id`); (HTTP status, body)."""
         chat_id = chat_id or self.create_chat("uploads-%d" % time.time_ns())["id"]
-        return self.api("POST", "/api/v1/chats/%s/media" % chat_id, "-H", "Expect:", "-F", "file=@" + path,
+        return self.api("POST", "/api/v1/chats/%s/media" % chat_id, "-F", "file=@" + path,
                         check=False)
 
     def probe(self, command, *args, client=None):
