@@ -24,7 +24,10 @@ _FACTS = (
     ' "token": opengram_instance_secret | default(""), "upload_max": opengram_upload_max_bytes | int,'
     ' "rate_max": opengram_write_rate_limit_max | int, "port": opengram_port | default(3000) | int,'
     ' "switch_test": ogd_test_switch_proxies | default(false) | bool,'
-    ' "agent": opengram_agents[0].id, "model": opengram_models[0].id}'
+    # The first agent and model, when the inventory lists them (else the role's
+    # defaults apply, which an ad-hoc ansible does not see: Site asks the app).
+    ' "agent": (opengram_agents | default([{}]))[0].id | default(""),'
+    ' "model": (opengram_models | default([{}]))[0].id | default("")}'
 )
 
 
@@ -106,11 +109,23 @@ class Site:
         body, _, status = result.stdout.rpartition("\n")
         return int(status), body
 
+    def chat_ids(self):
+        """(agent id, model id) for new chats: the inventory's first, else the app's
+        first in GET /api/v1/config (the role's defaults)."""
+        if not (self.agent and self.model):
+            status, body = self.api("GET", "/api/v1/config")
+            assert status == 200, body
+            config = json.loads(body)
+            self.agent = self.agent or config["agents"][0]["id"]
+            self.model = self.model or config["models"][0]["id"]
+        return self.agent, self.model
+
     def create_chat(self, title):
         """A new chat through the public API, as Opengram wants it (an agent and a model
         of the deployment); returns the chat as the app answered it (snake_case)."""
+        agent, model = self.chat_ids()
         status, body = self.api("POST", "/api/v1/chats", "-H", "Content-Type: application/json", "-d",
-                                json.dumps({"agentIds": [self.agent], "modelId": self.model, "title": title}))
+                                json.dumps({"agentIds": [agent], "modelId": model, "title": title}))
         assert status == 201, body
         chat = json.loads(body)
         assert (chat["title"], chat["agent_ids"], chat["model_id"]) == (title, [self.agent], self.model), chat
@@ -125,7 +140,7 @@ class Site:
 
     def probe(self, command, *args, client=None):
         token = ["--token", self.token] if self.token else []
-        token += ["--agent", self.agent, "--model", self.model]
+        token += ["--agent", self.chat_ids()[0], "--model", self.chat_ids()[1]]
         line = " ".join([PROBE, command, "--base", self.base, "--ca", PEBBLE_ROOT]
                         + [shlex.quote(a) for a in [*token, *args]])
         result = (client or self.client).run(line)
