@@ -6,21 +6,28 @@ Each subcommand measures one path and prints one JSON document on stdout:
   client.py handshake --url URL [--ca FILE] --count N
       N new connections, one after the other: TCP connect, TLS handshake
       (https only) and a GET /api/v1/health on that connection (first response).
-  client.py sse --url URL --post-url URL [--ca FILE] --count N [--interval S]
+  client.py sse --url URL --post-url URL [--ca FILE] [--token T] --count N [--interval S]
       Opens GET /api/v1/events/stream on URL, then creates N chats one by one
       with POST /api/v1/chats on --post-url (direct to the app, the same for
-      every path) and timestamps each chat.created event's arrival.
+      every path) and timestamps the arrival of each chat's chat.created
+      event (matched by payload.chatId).
       Single thread, select(): no GIL hand-over in the timing.
-  client.py upload --url URL [--ca FILE] --file F --count N
-      N multipart POST /api/v1/uploads of F with curl (no Expect: 100-continue).
+  client.py upload --url URL [--ca FILE] [--token T] --file F --count N
+      Creates a chat, then N multipart POST /api/v1/chats/{chat}/media of F
+      with curl (no Expect: 100-continue).
 
-Times: time.time() here and the app's Date.now() (createdAt of a chat) read the
+Chats are created as Opengram 0.2.1 wants them, {"agentIds": [A], "modelId": M}
+(--agent/--model, else the first agent and model of GET /api/v1/config). The
+instance secret, if any, goes in "Authorization: Bearer" on every request.
+
+Times: time.time() here and the app's clock (created_at of a chat, 1 ms) read the
 same kernel clock (containers share it), so "creation -> arrival" needs no sync.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import selectors
 import socket
@@ -28,7 +35,9 @@ import ssl
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
+import urllib.request
 
 HEALTH = "/api/v1/health"
 
@@ -77,6 +86,39 @@ def request(host: str, method: str, path: str, body: bytes = b"",
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
+def auth(token: str | None) -> dict:
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def api(url: str, ca: str | None, token: str | None, method: str, path: str, body=None) -> tuple[int, dict]:
+    """One JSON request with urllib (setup calls, not timed); (status, answer)."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url.rstrip("/") + path, data=data, method=method,
+                                 headers={"Content-Type": "application/json", **auth(token)})
+    ctx = context(ca) if url.startswith("https:") else None
+    try:
+        with urllib.request.urlopen(req, timeout=30, context=ctx) as resp:
+            return resp.status, json.loads(resp.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        return exc.code, {"error": exc.read()[:200].decode("utf-8", "replace")}
+
+
+def chat_body(args, url: str, title: str) -> dict:
+    """The body of POST /api/v1/chats: an agent and a model of the deployment."""
+    if not (args.agent and args.model):
+        status, config = api(url, args.ca, args.token, "GET", "/api/v1/config")
+        if status != 200:
+            raise RuntimeError(f"GET /api/v1/config answered {status}")
+        args.agent = args.agent or config["agents"][0]["id"]
+        args.model = args.model or config["models"][0]["id"]
+    return {"agentIds": [args.agent], "modelId": args.model, "title": title}
+
+
+def epoch(timestamp: str) -> float:
+    """The app's ISO 8601 created_at ('...Z') -> seconds since the epoch."""
+    return datetime.datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+
+
 def cmd_handshake(args) -> dict:
     scheme, host, port = split(args.url)
     ctx = context(args.ca) if scheme == "https" else None
@@ -109,13 +151,13 @@ def cmd_handshake(args) -> dict:
 class Stream:
     """GET /api/v1/events/stream; yields (arrival time, event type, data) per event."""
 
-    def __init__(self, url: str, ca: str | None):
+    def __init__(self, url: str, ca: str | None, token: str | None = None):
         scheme, host, port = split(url)
         raw = socket.create_connection((host, port), timeout=10)
         raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock = context(ca).wrap_socket(raw, server_hostname=host) if scheme == "https" else raw
         self.sock.sendall(request(host, "GET", "/api/v1/events/stream",
-                                  headers={"Accept": "text/event-stream"}))
+                                  headers={"Accept": "text/event-stream", **auth(token)}))
         buf = b""
         while b"\r\n\r\n" not in buf:
             chunk = self.sock.recv(65536)
@@ -188,7 +230,7 @@ class Stream:
 def cmd_sse(args) -> dict:
     """Both sockets are watched by one select(); whatever is ready is stamped with the
     time select() returned, so the POST answer and the event are timed alike."""
-    stream = Stream(args.url, args.ca)
+    stream = Stream(args.url, args.ca, args.token)
     if stream.status != 200:
         return {"error": f"stream answered {stream.status}", "samples": []}
     _, phost, pport = split(args.post_url)
@@ -204,11 +246,11 @@ def cmd_sse(args) -> dict:
     stream.feed()
     stream.events()  # ": stream opened"
     for i in range(args.count):
-        body = json.dumps({"title": f"ogdbench {i}"}).encode()
+        body = json.dumps(chat_body(args, args.post_url, f"ogdbench {i}")).encode()
         t_send = time.time()
         post.setblocking(True)
         post.sendall(request(phost, "POST", "/api/v1/chats", body,
-                             {"Content-Type": "application/json"}))
+                             {"Content-Type": "application/json", **auth(args.token)}))
         post.setblocking(False)
         pbuf, chat, t_resp = b"", None, None
         deadline = time.monotonic() + 10
@@ -224,8 +266,8 @@ def cmd_sse(args) -> dict:
                 for etype, data in stream.events():
                     if etype == "chat.created":
                         try:
-                            arrived.setdefault(json.loads(data)["chatId"], now)
-                        except (ValueError, KeyError):
+                            arrived.setdefault(json.loads(data)["payload"]["chatId"], now)
+                        except (ValueError, KeyError, TypeError):
                             errors.append(f"bad event data {data[:80]!r}")
             if "post" in keys and chat is None:
                 try:
@@ -247,7 +289,7 @@ def cmd_sse(args) -> dict:
                         t_resp, chat = now, json.loads(rest[:int(lengths[0])])
         if chat and chat["id"] in arrived:
             t_event = arrived[chat["id"]]
-            samples.append({"created_to_arrival_ms": (t_event - chat["createdAt"] / 1e3) * 1e3,
+            samples.append({"created_to_arrival_ms": (t_event - epoch(chat["created_at"])) * 1e3,
                             "after_post_answer_ms": (t_event - t_resp) * 1e3,
                             "send_to_arrival_ms": (t_event - t_send) * 1e3})
         time.sleep(args.interval)
@@ -261,12 +303,17 @@ def cmd_sse(args) -> dict:
 
 def cmd_upload(args) -> dict:
     samples, errors = [], []
+    status, chat = api(args.url, args.ca, args.token, "POST", "/api/v1/chats",
+                       chat_body(args, args.url, "ogdbench uploads"))
+    if status != 201:
+        return {"samples": [], "errors": [f"creating the chat for uploads: status {status}: {chat}"]}
     for _ in range(args.count):
         cmd = ["curl", "--silent", "--show-error", "--max-time", "120", "-H", "Expect:",
+               *(["-H", f"Authorization: Bearer {args.token}"] if args.token else []),
                "-F", f"file=@{args.file};type=application/octet-stream",
                "-o", "/tmp/ogdbench-upload.json",
                "-w", "%{http_code} %{time_total} %{size_upload} %{time_appconnect}",
-               f"{args.url.rstrip('/')}/api/v1/uploads"]
+               f"{args.url.rstrip('/')}/api/v1/chats/{chat['id']}/media"]
         if args.ca:
             cmd[1:1] = ["--cacert", args.ca]
         proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -283,7 +330,7 @@ def cmd_upload(args) -> dict:
             continue
         seconds = float(total) - float(appconnect)
         samples.append({"seconds": seconds, "bytes": int(float(size)),
-                        "stored_bytes": answer.get("size"),
+                        "stored_bytes": answer.get("byte_size"),
                         "mb_per_s": float(size) / 1e6 / seconds})
     return {"samples": samples, "errors": errors}
 
@@ -305,6 +352,10 @@ def main() -> int:
     u = sub.add_parser("upload")
     u.add_argument("--url", required=True)
     u.add_argument("--ca")
+    for sp in (s, u):
+        sp.add_argument("--token", default="", help="instance secret, sent as Authorization: Bearer")
+        sp.add_argument("--agent", default="", help="agent id for new chats (default: the first in /api/v1/config)")
+        sp.add_argument("--model", default="", help="model id for new chats (default: the first in /api/v1/config)")
     u.add_argument("--file", required=True)
     u.add_argument("--count", type=int, default=1)
     args = p.parse_args()

@@ -729,8 +729,8 @@ def measure_proxies(settings: Settings, paths: list[BenchPath]) -> dict:
             # event in the same tick: event arrival minus answer arrival is the
             # delay the path adds (both stamped by one select() in the client).
             "delay_median_ms": median(delay), "delay_p95_ms": percentile(delay, 95),
-            # From the chat's createdAt (the app's clock, 1 ms resolution); includes
-            # the stand-in's fsync of its JSON database before the event is sent.
+            # From the chat's created_at (the app's clock, 1 ms resolution); includes
+            # the app's database write before the event is sent.
             "created_median_ms": median(created), "created_p95_ms": percentile(created, 95)}
         us = upl[p.name]
         result["upload"][p.name] = {

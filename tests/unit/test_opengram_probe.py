@@ -216,7 +216,8 @@ class Upstream(http.server.BaseHTTPRequestHandler):
             return self.reply(200, json.dumps({"service": "opengram", "status": "ok", "version": "0.2.1"}).encode(),
                               "application/json")
         if self.path.startswith(probe.SSE_PATH):
-            if not self.path.endswith("?token=og_s%2Fecret"):
+            # The secret comes as a Bearer header, never in the URL.
+            if self.path != probe.SSE_PATH or self.headers.get("Authorization") != "Bearer og_s/ecret":
                 return self.reply(401, b'{"error":{"code":"UNAUTHORIZED"}}', "application/json")
             if mode == "hold-headers":
                 time.sleep(self.server.hold)

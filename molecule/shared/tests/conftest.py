@@ -8,6 +8,7 @@ import json
 import os
 import shlex
 import subprocess
+import time
 
 import pytest
 import testinfra
@@ -22,7 +23,11 @@ _FACTS = (
     '{"domain": opengram_domain, "proxy": opengram_proxy, "version": opengram_version,'
     ' "token": opengram_instance_secret | default(""), "upload_max": opengram_upload_max_bytes | int,'
     ' "rate_max": opengram_write_rate_limit_max | int, "port": opengram_port | default(3000) | int,'
-    ' "switch_test": ogd_test_switch_proxies | default(false) | bool}'
+    ' "switch_test": ogd_test_switch_proxies | default(false) | bool,'
+    # The first agent and model, when the inventory lists them (else the role's
+    # defaults apply, which an ad-hoc ansible does not see: Site asks the app).
+    ' "agent": (opengram_agents | default([{}]))[0].id | default(""),'
+    ' "model": (opengram_models | default([{}]))[0].id | default("")}'
 )
 
 
@@ -91,10 +96,51 @@ class Site:
         return tuple(line.split("=", 1)[1] for line in result.stdout.splitlines())
 
     def auth_header(self):
+        """The secret as every API client sends it (only the browser's event stream uses ?token=)."""
         return ["-H", "Authorization: Bearer " + self.token] if self.token else []
+
+    def api(self, method, path, *args, client=None, check=True):
+        """curl METHOD <base><path> with the secret; (HTTP status, body). With
+        check=False a curl error is tolerated when an answer came (a proxy that
+        refuses a large body may close the connection while curl still sends)."""
+        result = self.curl("-X", method, "--write-out", "\n%{http_code}", *self.auth_header(), *args,
+                           self.base + path, client=client)
+        assert result.rc == 0 or not check, result.stderr
+        body, _, status = result.stdout.rpartition("\n")
+        return int(status), body
+
+    def chat_ids(self):
+        """(agent id, model id) for new chats: the inventory's first, else the app's
+        first in GET /api/v1/config (the role's defaults)."""
+        if not (self.agent and self.model):
+            status, body = self.api("GET", "/api/v1/config")
+            assert status == 200, body
+            config = json.loads(body)
+            self.agent = self.agent or config["agents"][0]["id"]
+            self.model = self.model or config["models"][0]["id"]
+        return self.agent, self.model
+
+    def create_chat(self, title):
+        """A new chat through the public API, as Opengram wants it (an agent and a model
+        of the deployment); returns the chat as the app answered it (snake_case)."""
+        agent, model = self.chat_ids()
+        status, body = self.api("POST", "/api/v1/chats", "-H", "Content-Type: application/json", "-d",
+                                json.dumps({"agentIds": [agent], "modelId": model, "title": title}))
+        assert status == 201, body
+        chat = json.loads(body)
+        assert (chat["title"], chat["agent_ids"], chat["model_id"]) == (title, [self.agent], self.model), chat
+        return chat
+
+    def upload(self, path, chat_id=None):
+        """Multipart upload of the client's file `path` into a chat's media (a new chat
+        unless `chat_id`); (HTTP status, body)."""
+        chat_id = chat_id or self.create_chat("uploads-%d" % time.time_ns())["id"]
+        return self.api("POST", "/api/v1/chats/%s/media" % chat_id, "-F", "file=@" + path,
+                        check=False)
 
     def probe(self, command, *args, client=None):
         token = ["--token", self.token] if self.token else []
+        token += ["--agent", self.chat_ids()[0], "--model", self.chat_ids()[1]]
         line = " ".join([PROBE, command, "--base", self.base, "--ca", PEBBLE_ROOT]
                         + [shlex.quote(a) for a in [*token, *args]])
         result = (client or self.client).run(line)

@@ -16,17 +16,21 @@ def read_config(site):
 def test_app_written_keys_survive_a_converge_that_changes_owned_keys(site):
     before = read_config(site)
     assert before["push"]["vapidPrivateKey"], "the app did not write its push keys"
-    # Something the app writes into its own config (as the Settings page does).
-    site.host.check_output(
-        "curl -s -X PATCH -H 'Content-Type: application/json' -H 'Authorization: Bearer %s' "
-        "-d '{\"ui\": {\"theme\": \"dark\"}}' http://127.0.0.1:3000/api/v1/config/admin", site.token)
+    # Something the app writes into its own config (as the Settings page does):
+    # an auto-rename setting, a key the role does not own.
+    app_written = {"enabled": False, "provider": "openai", "modelId": "converged-%d" % time.time_ns()}
+    answer = site.host.check_output(
+        "curl -sf -X PATCH -H 'Content-Type: application/json' -H %s -d %s http://127.0.0.1:%s/api/v1/config/admin",
+        "Authorization: Bearer " + site.token, json.dumps({"autoRename": app_written}), str(site.port))
+    assert json.loads(answer) == {"ok": True}, answer
+    assert read_config(site)["autoRename"] == app_written, "PATCH /api/v1/config/admin did not write autoRename"
     title = "converged-%d" % time.time_ns()
     run = run_playbook("--limit", site.name, "-e", json.dumps({"opengram_config_extra": {"branding": {"title": title}}}))
     assert run.returncode == 0, run.stdout[-3000:]
     after = read_config(site)
     assert after["branding"]["title"] == title
     assert after["push"] == before["push"]
-    assert after["ui"] == {"theme": "dark"}
+    assert after["autoRename"] == app_written
     # Healthy again after the restart the change caused.
     assert json.loads(site.curl(site.base + "/api/v1/health").stdout)["status"] == "ok"
 

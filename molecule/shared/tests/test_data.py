@@ -15,6 +15,7 @@ import os
 import re
 import tarfile
 import time
+import urllib.parse
 
 import pytest
 
@@ -44,41 +45,41 @@ def output(run):
 
 # ---- the public API, from the client --------------------------------------------------
 
-def api(site, method, path, *args):
-    result = site.curl("-X", method, "--write-out", "\n%{http_code}", *site.auth_header(), *args, site.base + path)
-    assert result.rc == 0, result.stderr
-    body, _, status = result.stdout.rpartition("\n")
-    return int(status), body
-
-
 def create_chat(site, title):
-    status, body = api(site, "POST", "/api/v1/chats", "-H", "Content-Type: application/json",
-                       "-d", json.dumps({"title": title}))
-    assert status == 201, body
-    return json.loads(body)["id"]
+    return site.create_chat(title)["id"]
 
 
-def create_upload(site, size):
-    """Upload `size` random bytes; returns (id, sha256 computed on the client)."""
+def create_upload(site, size, chat_id):
+    """Upload `size` random bytes into the chat's media; returns (media, sha256 computed on the client)."""
     path = "/opt/ogd-probes/data-%d-%d.bin" % (size, time.time_ns())
     site.client.check_output("head -c %s /dev/urandom > %s", str(size), path)
     digest = site.client.check_output("sha256sum %s", path).split()[0]
-    status, body = api(site, "POST", "/api/v1/uploads", "-F", "file=@" + path)
+    status, body = site.upload(path, chat_id)
     assert status == 201, body
-    return json.loads(body)["id"], digest
+    media = json.loads(body)
+    assert (media["chat_id"], media["byte_size"]) == (chat_id, size), media
+    return media, digest
 
 
 def chats(site):
-    status, body = api(site, "GET", "/api/v1/chats")
-    assert status == 200, body
-    return {chat["id"]: chat["title"] for chat in json.loads(body)["chats"]}
+    """{id: title} of every chat the app lists (all pages of GET /api/v1/chats)."""
+    found, cursor = {}, None
+    while True:
+        status, body = site.api("GET", "/api/v1/chats?limit=100" + ("&cursor=" + urllib.parse.quote(cursor, safe="") if cursor else ""))
+        assert status == 200, body
+        page = json.loads(body)
+        found.update((chat["id"], chat["title"]) for chat in page["data"])
+        cursor = page["cursor"]["next"] if page["cursor"]["hasMore"] else None
+        if not cursor:
+            return found
 
 
-def download_sha256(site, upload_id):
-    """sha256 of the upload as the client downloads it, or None when it is not there."""
+def download_sha256(site, media_id):
+    """sha256 of the upload's bytes as the client downloads them (GET /api/v1/files/{id}),
+    or None when the app does not have it."""
     path = "/opt/ogd-probes/download.bin"
     result = site.curl("--output", path, "--write-out", "%{http_code}", *site.auth_header(),
-                       site.base + "/api/v1/uploads/" + upload_id)
+                       site.base + "/api/v1/files/" + media_id)
     assert result.rc == 0, result.stderr
     if result.stdout != "200":
         return None
@@ -97,11 +98,19 @@ def read_config(site):
     return json.loads(site.host.check_output("cat %s", CONFIG))
 
 
-def patch_config(site, patch):
-    """The app rewriting its own config, as its Settings page does."""
-    site.host.check_output(
-        "curl -sf -X PATCH -H 'Content-Type: application/json' -H %s -d %s http://127.0.0.1:3000/api/v1/config/admin",
-        "Authorization: Bearer " + site.token, json.dumps(patch))
+def app_writes_config(site, marker):
+    """The app rewriting its own config, as its Settings page does: an auto-rename
+    setting (a key the role does not own), `marker` as its model."""
+    answer = site.host.check_output(
+        "curl -sf -X PATCH -H 'Content-Type: application/json' -H %s -d %s http://127.0.0.1:%s/api/v1/config/admin",
+        "Authorization: Bearer " + site.token,
+        json.dumps({"autoRename": {"enabled": False, "provider": "anthropic", "modelId": marker}}), str(site.port))
+    assert json.loads(answer) == {"ok": True}, answer
+    assert app_written(site) == marker, "PATCH /api/v1/config/admin did not write autoRename"
+
+
+def app_written(site):
+    return (read_config(site).get("autoRename") or {}).get("modelId")
 
 
 def archives(site):
@@ -118,8 +127,8 @@ def assert_intact(site, stored):
     served = chats(site)
     for chat_id, title in stored["chats"].items():
         assert served.get(chat_id) == title, "chat %s (%s) lost" % (chat_id, title)
-    for upload_id, digest in stored["uploads"].items():
-        assert download_sha256(site, upload_id) == digest, "upload %s lost or changed" % upload_id
+    for upload_id, upload in stored["uploads"].items():
+        assert download_sha256(site, upload_id) == upload["sha256"], "upload %s lost or changed" % upload_id
     config = read_config(site)
     assert config["push"] == stored["push"], "the app's push keys changed"
 
@@ -153,10 +162,13 @@ def stored(site):
     for index in range(3):
         title = "lifecycle-%d-%d" % (index, time.time_ns())
         data["chats"][create_chat(site, title)] = title
-    for size in (1, 300000):
-        upload_id, digest = create_upload(site, size)
-        data["uploads"][upload_id] = digest
-    patch_config(site, {"ogdLifecycle": "stored"})
+    for size, chat_id in zip((1, 300000), data["chats"]):
+        media, digest = create_upload(site, size, chat_id)
+        # Where the app keeps the bytes, relative to its data directory
+        # (uploads/<chat id>/<media id>.<ext>).
+        assert media["storage_path"].startswith("uploads/%s/%s" % (chat_id, media["id"])), media
+        data["uploads"][media["id"]] = {"sha256": digest, "path": "data/" + media["storage_path"]}
+    app_writes_config(site, "ogd-lifecycle-stored")
     config = read_config(site)
     assert config["push"]["vapidPrivateKey"], "the app did not write its push keys"
     data["push"] = config["push"]
@@ -187,8 +199,8 @@ def test_upgrade_keeps_every_chat_upload_and_push_key(site, stored, scenario, ne
     assert (directory.user, directory.mode) == ("root", 0o700)
     assert (site.host.file(archive).user, site.host.file(archive).mode) == ("root", 0o600)
     members = site.host.check_output("tar -tzf %s", archive).split()
-    for upload_id in stored["uploads"]:
-        assert "./data/uploads/" + upload_id in members
+    for upload in stored["uploads"].values():
+        assert "./" + upload["path"] in members
     assert {"./data/opengram.db", "./opengram.config.json", "./backup.json"} <= set(members)
     manifest = json.loads(archive_member(site, archive, "./backup.json"))
     assert manifest["version"] == old
@@ -233,26 +245,26 @@ def test_backup_then_restore_brings_back_exactly_the_backup(site, stored, lifecy
 
     # Life goes on after the backup...
     late_chat = create_chat(site, "after-the-backup")
-    late_upload, _ = create_upload(site, 1000)
-    patch_config(site, {"ogdLifecycle": "after-the-backup"})
+    late_upload, _ = create_upload(site, 1000, late_chat)
+    app_writes_config(site, "ogd-lifecycle-after-the-backup")
 
     # ...and the restore takes the host back to the backup.
     run = playbook("restore.yml", "--limit", site.name, "-e", "opengram_restore_archive=%s" % fetched[0])
     assert run.returncode == 0, output(run)
     assert health(site)["status"] == "ok"
     assert late_chat not in chats(site)
-    assert download_sha256(site, late_upload) is None
+    assert download_sha256(site, late_upload["id"]) is None
     assert_intact(site, stored)
-    assert read_config(site)["ogdLifecycle"] == "stored", "the config is not the backup's"
+    assert app_written(site) == "ogd-lifecycle-stored", "the config is not the backup's"
     for path in (HOME + "/data/opengram.db", HOME + "/data/uploads", CONFIG,
-                 *(HOME + "/data/uploads/" + u for u in stored["uploads"])):
+                 *(HOME + "/" + u["path"] for u in stored["uploads"].values())):
         assert site.host.file(path).user == "opengram", path
     assert site.host.file(CONFIG).mode == 0o640
 
     # What the restore replaced was backed up first.
     replaced = "%s/%s" % (BACKUPS, sorted(archives(site))[-1])
     assert json.loads(archive_member(site, replaced, "./backup.json"))["reason"].startswith("before restoring")
-    assert "./data/uploads/" + late_upload in site.host.check_output("tar -tzf %s", replaced).split()
+    assert "./data/" + late_upload["storage_path"] in site.host.check_output("tar -tzf %s", replaced).split()
 
 
 def sqlite(host, db, sql):
@@ -338,8 +350,8 @@ def test_uninstall_keeps_the_data_and_site_yml_brings_it_all_back(site, stored, 
         assert host.file("/etc/nginx/sites-enabled/default").is_symlink
     # The data stays, owned as before.
     assert host.file(HOME + "/data/opengram.db").user == "opengram"
-    for upload_id in stored["uploads"]:
-        assert host.file(HOME + "/data/uploads/" + upload_id).exists
+    for upload in stored["uploads"].values():
+        assert host.file(HOME + "/" + upload["path"]).exists, upload["path"]
     assert read_config(site)["push"] == stored["push"]
 
     again = playbook("uninstall.yml", "--limit", site.name)
@@ -376,5 +388,5 @@ def test_restore_onto_a_fresh_install_brings_back_the_data(site, stored, lifecyc
     assert run.returncode == 0, output(run)
     assert health(site)["version"] == site.version
     assert_intact(site, stored)
-    for path in (HOME + "/data/opengram.db", CONFIG, *(HOME + "/data/uploads/" + u for u in stored["uploads"])):
+    for path in (HOME + "/data/opengram.db", CONFIG, *(HOME + "/" + u["path"] for u in stored["uploads"].values())):
         assert host.file(path).user == "opengram", path

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 
 def test_https_serves_a_certificate_issued_by_the_acme_ca(site):
     ok = site.curl("--output", "/dev/null", "--write-out", "%{http_code} %{ssl_verify_result}",
@@ -46,12 +48,11 @@ def test_hsts_header(site):
     assert "strict-transport-security: max-age=" in result.stdout.lower()
 
 
-def test_sse_events_arrive_one_by_one(site):
-    report = site.probe("sse", "--events", "3", "--interval", "1.0")
+def _assert_one_by_one(report, count):
     assert report["status"] == 200
     assert report["headers"]["content-type"].startswith("text/event-stream")
     events = report["events"]
-    assert [e["post_status"] for e in events] == [201, 201, 201]
+    assert [e["post_status"] for e in events] == [201] * count, events
     missing = [e for e in events if e["arrived"] is None]
     assert not missing, "events never arrived: %s" % missing
     for event in events:
@@ -62,23 +63,44 @@ def test_sse_events_arrive_one_by_one(site):
     assert all(gap > 0.5 for gap in gaps), gaps
 
 
+def test_sse_events_arrive_one_by_one(site):
+    # The secret as API clients send it: Authorization: Bearer.
+    _assert_one_by_one(site.probe("sse", "--events", "3", "--interval", "1.0"), 3)
+
+
+def test_browser_event_stream_with_the_secret_in_the_query(site):
+    """The one check of ?token=: a browser's EventSource cannot set headers, so the
+    web app opens /api/v1/events/stream?token=<secret>; that path must work too."""
+    if not site.token:
+        pytest.skip("no instance secret in this scenario: the stream needs no token")
+    _assert_one_by_one(site.probe("sse", "--query-token", "--events", "2", "--interval", "1.0"), 2)
+
+
 def _upload(site, size):
     path = "/opt/ogd-probes/upload-%d.bin" % size
     made = site.client.run("test -s %s || head -c %s /dev/urandom > %s", path, str(size), path)
     assert made.rc == 0, made.stderr
-    return site.curl("--output", "/dev/stderr", "--write-out", "%{http_code}", *site.auth_header(),
-                     "-F", "file=@" + path, site.base + "/api/v1/uploads")
+    chat = site.create_chat("upload-%d" % size)
+    status, body = site.upload(path, chat["id"])
+    return chat, status, body
 
 
 def test_upload_of_exactly_the_limit_succeeds(site):
-    result = _upload(site, site.upload_max)
-    assert result.stdout == "201", result.stderr[:500]
-    assert json.loads(result.stderr)["size"] == site.upload_max
+    chat, status, body = _upload(site, site.upload_max)
+    assert status == 201, body[:500]
+    media = json.loads(body)
+    assert (media["chat_id"], media["byte_size"]) == (chat["id"], site.upload_max), media
+    # The app has it, all of it: its metadata, and the bytes served back.
+    status, body = site.api("GET", "/api/v1/media/" + media["id"])
+    assert status == 200 and json.loads(body)["byte_size"] == site.upload_max, body[:500]
+    served = site.curl("--output", "/dev/null", "--write-out", "%{http_code} %{size_download}", *site.auth_header(),
+                       site.base + "/api/v1/files/" + media["id"])
+    assert served.stdout == "200 %d" % site.upload_max, served.stdout + served.stderr
 
 
 def test_upload_over_the_limit_is_refused(site):
-    result = _upload(site, site.upload_max * 2)
-    assert result.stdout == "413", result.stderr[:500]
+    _, status, body = _upload(site, site.upload_max * 2)
+    assert status == 413, body[:500]
 
 
 def test_rate_limit_counts_each_real_client_even_with_forged_headers(site):

@@ -31,7 +31,7 @@ options:
     type: path
     default: ""
   token:
-    description: "Instance secret for the event stream (C(?token=))."
+    description: "Instance secret, sent to the event stream as C(Authorization: Bearer) (never in the URL, where proxy logs would keep it)."
     type: str
     default: ""
   expected_addresses:
@@ -483,7 +483,9 @@ def read_first_bytes(response, sock, deadline, marker=SSE_FIRST_BYTES):
 
 def check_sse(ctx, connect, token, limit):
     """Open the event stream; returns (Problem or None, measurements)."""
-    path = SSE_PATH + ("?token=" + urllib.parse.quote(token, safe="") if token else "")
+    headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
+    if token:
+        headers["Authorization"] = "Bearer " + token
     conn = connect()
     started = time.monotonic()
     deadline = started + limit
@@ -491,7 +493,7 @@ def check_sse(ctx, connect, token, limit):
     try:
         conn.connect()
         conn.sock.settimeout(max(deadline - time.monotonic(), 0.01))
-        conn.request("GET", path, headers={"Accept": "text/event-stream", "Cache-Control": "no-cache"})
+        conn.request("GET", SSE_PATH, headers=headers)
         try:
             response = conn.getresponse()
         except (socket.timeout, TimeoutError):
