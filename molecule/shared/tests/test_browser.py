@@ -7,10 +7,12 @@ The real web app only comes with the real release: on the stand-in (no UI)
 the check skips. Chromium and its driver are installed by
 `tools/hostprep.py browser` (called here, idempotent).
 
-`test_browser_on_a_given_url` runs the same check against any URL (e.g. the
-real release started on this machine):
-  OGD_BROWSER_URL=http://127.0.0.1:3999 OGD_BROWSER_SECRET=og_... \
-  [OGD_BROWSER_USER=u OGD_BROWSER_PASSWORD=p] pytest molecule/shared/tests/test_browser.py -k given_url
+`check_web_app` runs the same check against any URL, e.g. the real release
+started on this machine (done for issue 11 against 0.2.1 on 127.0.0.1):
+  cd molecule/shared/tests && python -c 'import test_browser as t; b="http://127.0.0.1:3871";
+    print(t.check_web_app(b, "", "", t.direct_chat_creator(b, "og_...")))'
+(`test_browser_on_a_given_url` does it from the environment, OGD_BROWSER_URL
+etc., inside a scenario's test run.)
 """
 
 import json
@@ -69,7 +71,12 @@ def check_web_app(base, user, password, create_chat, extra_flags=()):
     create_chat(before)
     driver = start_browser(extra_flags)
     try:
-        driver.get(with_credentials(base + "/", user, password))
+        # Credentials in the URL fill the browser's auth cache; the app is then
+        # loaded from the plain URL (fetch() refuses URLs carrying credentials,
+        # and relative URLs would inherit them).
+        if user:
+            driver.get(with_credentials(base + "/api/v1/doc", user, password))
+        driver.get(base + "/")
         wait = WebDriverWait(driver, 30, poll_frequency=0.3)
         wait.until(lambda d: d.execute_script("return !!window.__OPENGRAM_BOOTSTRAP__"))
         wait.until(lambda d: before in d.find_element(By.TAG_NAME, "body").text)
