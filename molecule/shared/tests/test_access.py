@@ -83,7 +83,7 @@ def test_anonymous_pages_get_401_and_no_secret(site, path):
 def test_anonymous_tricky_paths_never_reach_the_page(site, path):
     status, text = fetch(site, path)
     print("%s %s -> %s" % (site.proxy, path, status))
-    assert status in (400, 401, 404), (path, status, text[:500])
+    assert status in (301, 400, 401, 404), (path, status, text[:500])
     assert_no_secret(site, text, "anonymous GET " + path)
 
 
