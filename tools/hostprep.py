@@ -10,6 +10,9 @@ Steps (each is a subcommand and a function):
   venv         ensure ``$OGD_CACHE/venv-<key>`` with requirements-dev.txt installed
   collections  extract the collections pinned in requirements.yml from the
                ``ansible`` wheel on PyPI (Galaxy is not reachable)
+  browser      ensure Debian's ``chromium`` and ``chromium-driver`` (the headless
+               browser of molecule/shared/tests/test_browser.py); prints the
+               driver's path. Not part of ``all``: only the browser test needs it.
   all          all of the above, then print a shell-sourceable env block
   env          print the env block only (no checks, no installs)
 
@@ -922,6 +925,28 @@ def ensure_all() -> dict[str, str]:
 # ---------------------------------------------------------------------------------
 
 
+# ---------------------------------------------------------------------------------
+# browser (molecule/shared/tests/test_browser.py)
+# ---------------------------------------------------------------------------------
+
+BROWSER_PACKAGES = ["chromium", "chromium-driver"]
+
+
+def ensure_browser() -> str:
+    """Debian's chromium and its driver, installed when missing; the driver's path."""
+    with step("browser") as note:
+        with cache_lock("browser"):
+            if not (which("chromium") and which("chromedriver")):
+                apt_install(BROWSER_PACKAGES)
+                note("installed " + " ".join(BROWSER_PACKAGES))
+            else:
+                note("already installed")
+        driver = which("chromedriver")
+        if not driver or not which("chromium"):
+            raise HostPrepError("chromium or chromedriver missing after apt-get install")
+        return driver
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="hostprep", description=__doc__.split("\n\n")[0],
@@ -933,6 +958,7 @@ def main(argv: list[str] | None = None) -> int:
     p_img.add_argument("--force", action="store_true", help="rebuild even if up to date")
     sub.add_parser("venv", help="ensure the dev venv; print its path")
     sub.add_parser("collections", help="ensure the pinned collections; print the path")
+    sub.add_parser("browser", help="ensure chromium and chromium-driver; print the driver's path")
     sub.add_parser("all", help="all steps, then print the env block")
     sub.add_parser("env", help="print the env block without checking anything")
     args = parser.parse_args(argv)
@@ -946,6 +972,8 @@ def main(argv: list[str] | None = None) -> int:
             print(ensure_venv())
         elif args.command == "collections":
             print(ensure_collections())
+        elif args.command == "browser":
+            print(ensure_browser())
         elif args.command == "all":
             print(env_block(ensure_all()), end="")
         elif args.command == "env":

@@ -4,6 +4,7 @@ Hosts are reached with testinfra's docker backend (docker exec: fast); the
 deployment's values come from the scenario's inventory, templated by Ansible.
 """
 
+import base64
 import json
 import os
 import shlex
@@ -27,7 +28,10 @@ _FACTS = (
     # The first agent and model, when the inventory lists them (else the role's
     # defaults apply, which an ad-hoc ansible does not see: Site asks the app).
     ' "agent": (opengram_agents | default([{}]))[0].id | default(""),'
-    ' "model": (opengram_models | default([{}]))[0].id | default("")}'
+    ' "model": (opengram_models | default([{}]))[0].id | default(""),'
+    # Access gate (issue 11): the test user of the password mode.
+    ' "access_user": (opengram_access_users | default([{}]) | first).name | default(""),'
+    ' "access_password": (opengram_access_users | default([{}]) | first).password | default("")}'
 )
 
 
@@ -80,6 +84,8 @@ class Site:
         self.other_client = other_client
         self.__dict__.update(facts)
         self.base = "https://" + facts["domain"]
+        if not self.token:  # issue 11: generated on the host (see the end of this file)
+            self.token = host_instance_secret(self.host)
 
     def curl(self, *args, client=None):
         """curl from a client that trusts Pebble's root only; returns the command result."""
@@ -168,3 +174,23 @@ def nginx_site(nginx_app, deployment, clients):
 @pytest.fixture(scope="session")
 def caddy_site(caddy_app, deployment, clients):
     return Site(caddy_app, deployment[caddy_app], clients[0], clients[1])
+
+
+# ---- access gate (issue 11): helpers of test_access.py ------------------------------
+
+INSTANCE_SECRET_FILE = "/etc/opengram/instance-secret"
+
+
+def host_instance_secret(host):
+    """The instance secret a host generated (or was given), read from its root-only file."""
+    result = host.run("cat %s" % INSTANCE_SECRET_FILE)
+    return result.stdout.strip() if result.rc == 0 else ""
+
+
+def basic_auth(site):
+    """curl arguments that log in through the password gate (nothing when there is no user).
+    A header, so the raw password is not on the client's command line either."""
+    if not site.access_user:
+        return []
+    credentials = base64.b64encode(("%s:%s" % (site.access_user, site.access_password)).encode()).decode()
+    return ["-H", "Authorization: Basic " + credentials]

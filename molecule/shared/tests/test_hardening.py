@@ -92,6 +92,8 @@ def test_the_secret_never_appears_in_playbook_output(site):
     quiet = run_playbook("--limit", site.name, "-vvv")
     assert quiet.returncode == 0, output(quiet)[-3000:]
     assert site.token not in output(quiet), "the secret leaked at -vvv"
+    # issue 11: nor the password of the access gate.
+    assert not site.access_password or site.access_password not in output(quiet), "the password leaked at -vvv"
 
     # A change to opengram.env at -vvv with --diff: the one place a diff of
     # the file would show the secret.
@@ -106,6 +108,7 @@ def test_the_secret_never_appears_in_playbook_output(site):
         restored = run_playbook("--limit", site.name, "-vvv", "--diff")
     assert restored.returncode == 0, output(restored)[-3000:]
     assert site.token not in output(restored)
+    assert not site.access_password or site.access_password not in output(changed) + output(restored)  # issue 11
     assert site.host.file(ENV_FILE).contains("OPENGRAM_WRITE_RATE_LIMIT_MAX=%d$" % site.rate_max)
 
 

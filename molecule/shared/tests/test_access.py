@@ -1,0 +1,271 @@
+"""Private by default (issue 11): who can reach the site, from the clients.
+
+The password gate (the scenarios' default mode) covers every path but /api/
+(/api/v1/doc and /api/v1/reference are behind it too); /api/ goes to
+Opengram, which demands the instance secret for every read, write and the
+event stream; /api/v1/health is open to everyone. The networks mode is
+checked in the caddy scenario only and the public mode in the nginx
+scenario only (each re-runs site.yml twice on the scenario's host).
+"""
+
+import base64
+import json
+import os
+import tempfile
+
+import pytest
+
+from conftest import basic_auth, host_instance_secret, run_playbook
+from playbook import output
+
+BOOTSTRAP = "window.__OPENGRAM_BOOTSTRAP__"
+# Paths Opengram answers with its web page (which carries the secret), and
+# ways of spelling them that a sloppy gate would take for /api/.
+PAGES = ["/", "/index.html", "/chats/some-chat", "/settings", "/sw.js", "/assets/index.js",
+         "/api/v1/doc", "/api/v1/reference"]
+TRICKS = ["/API/v1/chats", "/Api/v1/health", "//api/v1/chats", "/api/../", "/api/%2e%2e/", "/api/v1/%2e%2e/%2e%2e/",
+          "/api/v1/health/../../", "/api/v1/health/..%2f..%2f", "//api/v1/health", "/api", "/api/",
+          "/api/./v1/../../index.html", "/api/v1\\..\\..\\", "/./api/v1/chats", "/api/v1/docx"]
+
+
+def fetch(site, path, *args, client=None):
+    """(status, headers+body) of one request; --path-as-is keeps dot segments as sent."""
+    result = site.curl("--path-as-is", "--include", "--max-time", "8", "--write-out", "\n%{http_code}", *args,
+                       site.base + path, client=client)
+    text, _, status = result.stdout.rpartition("\n")
+    return int(status or 0), text
+
+
+def assert_no_secret(site, text, what):
+    assert site.token, "no instance secret on %s" % site.name
+    assert site.token not in text, "%s handed out the instance secret" % what
+    assert BOOTSTRAP not in text, "%s served the web app's bootstrap" % what
+
+
+def standin(site):
+    return "opengram-standin" in site.host.run("cat /opt/opengram/current/lib/node_modules/@opengramsh/opengram/"
+                                               "package.json").stdout
+
+
+# ---- anonymous ------------------------------------------------------------------------------
+
+
+def test_an_instance_secret_was_generated_and_kept_root_only(site):
+    secret = site.host.file("/etc/opengram/instance-secret")
+    assert secret.exists and secret.user == "root" and secret.mode == 0o600
+    assert site.token.startswith("og_") and len(site.token) >= 3 + 43, "og_ + base64url of >= 32 bytes"
+    assert site.host.file("/etc/opengram/opengram.env").contains("OPENGRAM_INSTANCE_SECRET=")
+
+
+def test_each_host_has_its_own_secret(deployment, site):
+    others = [h for h in deployment if h != site.name]
+    if not others:
+        pytest.skip("one Opengram host in this scenario")
+    import testinfra
+    for other in others:
+        assert host_instance_secret(testinfra.get_host("docker://" + other)) != site.token
+
+
+def test_the_playbook_owns_read_endpoints_require_instance_secret(site):
+    config = json.loads(site.host.check_output("cat /var/lib/opengram/opengram.config.json"))
+    assert config["security"]["readEndpointsRequireInstanceSecret"] is True
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_anonymous_pages_get_401_and_no_secret(site, path):
+    status, text = fetch(site, path)
+    assert status == 401, (path, status, text[:500])
+    assert "www-authenticate: basic" in text.lower(), text[:500]
+    assert_no_secret(site, text, "anonymous GET " + path)
+
+
+@pytest.mark.parametrize("path", TRICKS)
+def test_anonymous_tricky_paths_never_reach_the_page(site, path):
+    status, text = fetch(site, path)
+    print("%s %s -> %s" % (site.proxy, path, status))
+    assert status in (301, 400, 401, 404), (path, status, text[:500])
+    assert_no_secret(site, text, "anonymous GET " + path)
+
+
+@pytest.mark.parametrize("method, path, body", [
+    ("GET", "/api/v1/chats", None),
+    ("GET", "/api/v1/config", None),
+    ("GET", "/api/v1/chats?token=wrong", None),
+    ("POST", "/api/v1/chats", '{"agentIds":["assistant"],"modelId":"default"}'),
+    ("PATCH", "/api/v1/config/admin", '{"security":{"instanceSecretEnabled":false}}'),
+    ("GET", "/api/v1/events/stream", None),
+    ("GET", "/api/v1/events/stream?token=og_wrong", None),
+])
+def test_anonymous_api_gets_401(site, method, path, body):
+    args = ["-X", method] + (["-H", "Content-Type: application/json", "--data", body] if body else [])
+    status, text = fetch(site, path, *args)
+    assert status == 401, (method, path, status, text[:500])
+    assert_no_secret(site, text, "anonymous %s %s" % (method, path))
+
+
+def test_health_is_open(site):
+    status, text = fetch(site, "/api/v1/health")
+    assert status == 200 and '"status":"ok"' in text.replace(" ", "")
+
+
+def test_a_wrong_password_gets_401(site):
+    bad = base64.b64encode(("%s:not-the-password-at-all" % site.access_user).encode()).decode()
+    status, text = fetch(site, "/", "-H", "Authorization: Basic " + bad)
+    assert status == 401
+    assert_no_secret(site, text, "a wrong password")
+
+
+def test_the_secret_alone_does_not_open_the_web_app(site):
+    status, text = fetch(site, "/", *site.auth_header())
+    assert status == 401
+    assert_no_secret(site, text, "Bearer on the web app")
+
+
+# ---- with the password, with the secret -------------------------------------------------------
+
+
+def test_the_password_opens_the_web_app_with_its_bootstrap(site):
+    status, text = fetch(site, "/", *basic_auth(site))
+    assert status == 200, text[:500]
+    assert BOOTSTRAP in text and site.token in text
+    for path in ("/api/v1/doc", "/chats/x"):
+        assert fetch(site, path, *basic_auth(site))[0] == 200, path
+
+
+def test_the_secret_alone_opens_the_api(site):
+    status, text = fetch(site, "/api/v1/chats", *site.auth_header())
+    assert status == 200, text[:500]
+    status, text = fetch(site, "/api/v1/config", *site.auth_header())
+    assert status == 200, text[:500]
+    status, text = fetch(site, "/api/v1/chats", "-X", "POST", "-H", "Content-Type: application/json",
+                         "--data", '{"agentIds":["assistant"],"modelId":"default","title":"access"}',
+                         *site.auth_header())
+    assert status == 201, text[:500]
+
+
+def test_the_event_stream_opens_with_bearer_and_with_token(site):
+    for args, path in (([*site.auth_header()], "/api/v1/events/stream"),
+                       ([], "/api/v1/events/stream?token=" + site.token)):
+        result = site.curl("--include", "--max-time", "3", *args, site.base + path)
+        assert result.stdout.startswith("HTTP/2 200") or " 200" in result.stdout.splitlines()[0], result.stdout[:300]
+        assert "text/event-stream" in result.stdout.lower()
+
+
+def test_the_browser_path_stream_via_the_probe(site):
+    """The probe opens the stream with ?token= and sees a chat created with Bearer arrive."""
+    report = site.probe("sse", "--events", "2", "--interval", "0.5")
+    assert report
+
+
+# ---- logs ---------------------------------------------------------------------------------------
+
+
+def test_no_log_holds_the_secret_or_the_password(site):
+    # Traffic first: a browser-like client (basic auth, ?token= stream) and an agent (Bearer).
+    fetch(site, "/", *basic_auth(site))
+    site.curl("--max-time", "2", site.base + "/api/v1/events/stream?token=" + site.token)
+    fetch(site, "/api/v1/chats", *site.auth_header())
+    fetch(site, "/", "-H", "Authorization: Basic " + base64.b64encode(b"ogtest:wrong-password-x").decode())
+    logs = site.host.run("journalctl --no-pager -o cat 2>/dev/null; cat /var/log/nginx/*.log 2>/dev/null;"
+                         " cat /var/log/caddy/*.log 2>/dev/null").stdout
+    assert len(logs) > 1000, "no logs to look at"
+    credentials = base64.b64encode(("%s:%s" % (site.access_user, site.access_password)).encode()).decode()
+    for secret, what in ((site.token, "the instance secret"), (site.access_password, "the password"),
+                         (credentials, "the basic auth header")):
+        assert secret and secret not in logs, "%s is in a log on %s" % (what, site.name)
+    if site.proxy == "nginx":
+        assert "/api/v1/events/stream" in logs and "token=" not in logs.split("GET /api/v1/events/stream", 1)[1][:40]
+    if site.proxy == "caddy":
+        assert "/api/v1/events/stream" in logs, "Caddy's access log is off: nothing was proved"
+
+
+# ---- nginx: failed logins are slowed ------------------------------------------------------------
+
+
+def test_nginx_slows_failed_logins_per_client(nginx_site):
+    site = nginx_site
+    bad = base64.b64encode(b"ogtest:guess-guess-guess-1").decode()
+    statuses = [fetch(site, "/", "-H", "Authorization: Basic " + bad, client=site.other_client)[0]
+                for _ in range(12)]
+    print("12 wrong logins from one client:", statuses)
+    assert statuses[0] == 401 and statuses.count(429) >= 3, statuses
+    # Another client logs in; the limited client too with the right password (never limited).
+    assert fetch(site, "/", *basic_auth(site))[0] == 200
+    assert fetch(site, "/", *basic_auth(site), client=site.other_client)[0] == 200
+    # A browser's first request without credentials does not count.
+    assert fetch(site, "/")[0] == 401
+
+
+# ---- other modes (one scenario each: they re-run the playbook) -----------------------------------
+
+
+def _vars_file(values):
+    """Extra vars in a private file (-e @file): secrets stay off the command line."""
+    handle, path = tempfile.mkstemp(suffix=".json")
+    with os.fdopen(handle, "w") as out:
+        json.dump(values, out)
+    return path
+
+
+def _run_with(site, values):
+    path = _vars_file(values)
+    try:
+        return run_playbook("--limit", site.name, "-e", "@" + path)
+    finally:
+        os.unlink(path)
+
+
+def client_address(client):
+    return client.check_output("hostname -I").split()[0]
+
+
+def test_caddy_networks_mode_and_secret_rotation(caddy_site):
+    """networks + password: the allowed client works (with the password), the other gets 403
+    everywhere but health. The same run rotates the secret: old refused, new accepted."""
+    site = caddy_site
+    old = site.token
+    new = "og_" + base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
+    allowed = client_address(site.client)
+    run = _run_with(site, {"opengram_access_modes": ["networks", "password"],
+                           "opengram_access_networks": [allowed + "/32"], "opengram_instance_secret": new})
+    try:
+        assert run.returncode == 0, output(run, 4000)
+        assert new not in output(run) and old not in output(run)
+        assert host_instance_secret(site.host) == new
+        # The allowed client: gate as before.
+        assert fetch(site, "/")[0] == 401
+        assert fetch(site, "/", *basic_auth(site))[0] == 200
+        assert fetch(site, "/api/v1/chats", "-H", "Authorization: Bearer " + new)[0] == 200
+        assert fetch(site, "/api/v1/chats", "-H", "Authorization: Bearer " + old)[0] == 401
+        # The other client: 403 everywhere but health, password or secret.
+        other = site.other_client
+        for path, args in (("/", []), ("/", basic_auth(site)), ("/api/v1/chats", ["-H", "Authorization: Bearer " + new]),
+                           ("/api/v1/doc", []), ("/api/v1/events/stream?token=" + new, []), ("//api/v1/health", [])):
+            status, text = fetch(site, path, *args, client=other)
+            assert status == 403, (path, status)
+            assert new not in text
+        assert fetch(site, "/api/v1/health", client=other)[0] == 200
+    finally:
+        restored = _run_with(site, {"opengram_instance_secret": old})
+        assert restored.returncode == 0, output(restored, 4000)
+    assert host_instance_secret(site.host) == old
+    assert fetch(site, "/api/v1/chats", *site.auth_header(), client=site.other_client)[0] == 200
+
+
+def test_nginx_public_mode_warns_and_serves_as_before(nginx_site):
+    site = nginx_site
+    run = _run_with(site, {"opengram_access_modes": ["public"]})
+    try:
+        assert run.returncode == 0, output(run, 4000)
+        assert "WARNING: opengram_access_modes=[public]" in run.stdout
+        assert "replace the whole configuration" in run.stdout
+        status, text = fetch(site, "/")
+        assert status == 200 and BOOTSTRAP in text, "public mode serves the page to anyone"
+        # The API still demands the secret (the playbook owns readEndpointsRequireInstanceSecret).
+        assert fetch(site, "/api/v1/chats")[0] == 401
+        assert fetch(site, "/api/v1/chats", *site.auth_header())[0] == 200
+    finally:
+        restored = run_playbook("--limit", site.name)
+        assert restored.returncode == 0, output(restored, 4000)
+        assert "WARNING: opengram_access_modes=[public]" not in restored.stdout
+    assert fetch(site, "/")[0] == 401
