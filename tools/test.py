@@ -52,6 +52,7 @@ def run(name: str, cmd: list[str], env: dict[str, str], log: MoleculeLog | None 
             assert proc.stdout is not None
             for line in proc.stdout:
                 sys.stdout.write(line)
+                sys.stdout.flush()  # a CI log shows each line as it comes
                 log.feed(line, time.monotonic())
             code = proc.wait()
         log.close(time.monotonic())
