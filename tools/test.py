@@ -80,6 +80,7 @@ class MoleculeLog:
         self.failures: list[str] = []
         self._task = ""
         self._idempotence = False
+        self._want_msg = False
         self._started = started
 
     def feed(self, line: str, now: float) -> None:
@@ -99,6 +100,13 @@ class MoleculeLog:
             phase = self.phases[-1][0] if self.phases else "?"
             detail = body if len(body) < 300 else body[:300] + " ..."
             self._add(f"{phase}: task '{self._task}': {detail}")
+            # the yaml result format puts the message on a later line
+            self._want_msg = body.endswith("=>")
+        elif self._want_msg and body.startswith(("msg:", "stderr:", "assertion:")):
+            self.failures[-1] += " " + (body if len(body) < 300 else body[:300] + " ...")
+            self._want_msg = False
+        elif self._want_msg and not body:
+            self._want_msg = False
         elif "Idempotence test failed because of the following tasks" in body:
             self._idempotence = True
         elif self._idempotence and body.startswith("*"):

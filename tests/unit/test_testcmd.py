@@ -19,6 +19,10 @@ INFO     [caddy > create] Executing
 INFO     [caddy > converge] Executing
 TASK [opengram : Install Node.js] ****
 fatal: [ogd-caddy-app]: FAILED! => {"msg": "boom"}
+fatal: [ogd-caddy-client]: FAILED! =>
+    changed: false
+    msg: 'timed out waiting for ping module test'
+
 INFO     [caddy > idempotence] Executing
 CRITICAL Idempotence test failed because of the following tasks:
 *  => opengram : Template the unit
@@ -44,13 +48,15 @@ def test_phase_times_in_order_with_repeats():
     assert [name for name, _ in times] == ["destroy", "create", "converge", "idempotence",
                                            "verify", "destroy"]
     assert times[0] == ("destroy", 3.0)  # lines 0 -> 3
-    assert times[-1] == ("destroy", 100.0 - 15.0)
+    assert times[-1] == ("destroy", 100.0 - 19.0)
 
 
 def test_failures_name_the_check_and_its_assertion():
     log = feed(OUTPUT)
     assert log.failures == [
         "converge: task 'opengram : Install Node.js': fatal: [ogd-caddy-app]: FAILED! => {\"msg\": \"boom\"}",
+        "converge: task 'opengram : Install Node.js': fatal: [ogd-caddy-client]: FAILED! =>"
+        " msg: 'timed out waiting for ping module test'",
         "idempotence: changed on the second run: => opengram : Template the unit",
         "FAILED test_proxy.py::test_headers[ansible://ogd-caddy-client] - AssertionError: assert 'max-age' in ''",
         "ERROR test_x.py::test_y - RuntimeError: no host",
