@@ -99,6 +99,13 @@ COLLECTIONS_REVISION = 1
 STAMP_NAME = ".ogd-stamp.json"
 DOCKERD_LOG = Path("/var/log/ogd-dockerd.log")
 DOCKER_WAIT_SECONDS = 60.0
+# Every systemd container takes several inotify instances of the host's root
+# user (systemd, journald, path units); at the kernel default of 128 the
+# containers created last on a busy machine (25 systemd containers were seen)
+# fail to boot, and `docker exec` into them exits 1 ("Failed to create
+# temporary directory" from ansible). Raised, never lowered.
+INOTIFY_SYSCTL = Path("/proc/sys/fs/inotify/max_user_instances")
+INOTIFY_MIN_INSTANCES = 1024
 SBIN_DIRS = ("/usr/local/sbin", "/usr/sbin", "/sbin")
 
 
@@ -314,11 +321,33 @@ def _pid_alive(pid: int) -> bool:
     return state != "Z"
 
 
+def inotify_limit_to_set(current: int, minimum: int = INOTIFY_MIN_INSTANCES) -> int | None:
+    """The value to write to max_user_instances, or None when it is high enough."""
+    return minimum if current < minimum else None
+
+
+def ensure_inotify_instances() -> str:
+    """Raise fs.inotify.max_user_instances to INOTIFY_MIN_INSTANCES (best effort)."""
+    try:
+        current = int(INOTIFY_SYSCTL.read_text().strip())
+    except (OSError, ValueError):
+        return "inotify limit unknown"
+    value = inotify_limit_to_set(current)
+    if value is None:
+        return f"inotify instances {current}"
+    try:
+        INOTIFY_SYSCTL.write_text(f"{value}\n")
+    except OSError as exc:
+        return f"inotify instances {current} (could not raise to {value}: {exc}; containers may fail to boot)"
+    return f"inotify instances {current} -> {value}"
+
+
 def ensure_docker() -> None:
     """Make ``docker info`` succeed, starting at most one detached dockerd."""
     with step("docker") as done, cache_lock("docker"):
+        inotify = ensure_inotify_instances()
         if docker_info_ok():
-            done("engine already running")
+            done(f"engine already running; {inotify}")
             return
         actions = []
         if not which("dockerd") or not shutil.which("docker"):
@@ -366,7 +395,7 @@ def ensure_docker() -> None:
                     f"{'starting' if proc else 'finding'} dockerd; log: {DOCKERD_LOG}\n"
                     f"{tail(DOCKERD_LOG)}")
             time.sleep(0.5)
-        done(", ".join(actions) + ", engine answers")
+        done(", ".join(actions) + f", engine answers; {inotify}")
 
 
 # ---------------------------------------------------------------------------------

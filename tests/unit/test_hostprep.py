@@ -365,3 +365,9 @@ def test_pkgs_build_script_starts_nothing_and_disables_the_proxies():
     assert "apt-get install -y -q caddy g++" in script
     assert "systemctl disable caddy.service nginx.service" in script
     assert script.index("rm -f /usr/sbin/policy-rc.d") > script.index("apt-get install")
+
+
+def test_inotify_limit_is_only_raised():
+    assert hostprep.inotify_limit_to_set(128) == hostprep.INOTIFY_MIN_INSTANCES
+    assert hostprep.inotify_limit_to_set(hostprep.INOTIFY_MIN_INSTANCES) is None
+    assert hostprep.inotify_limit_to_set(8192) is None
