@@ -56,12 +56,12 @@ NETWORK = f"{PREFIX}-net"
 DOMAIN = "ogdbench.test"
 BENCH_IMAGE = f"{PREFIX}-image:trixie"
 BENCH_IMAGE_LABEL = "ogdbench.recipe"
-BENCH_IMAGE_REVISION = 1
-# What the roles (and the guide setups, the client, Pebble) install: baked into
-# the cached image of the proxy hosts. Services are disabled in the image.
+BENCH_IMAGE_REVISION = 2
+# The image of the proxy hosts, the client and Pebble: hostprep's ogd-pkgs:trixie
+# (what the roles, the guide setups and Pebble install, proxies disabled) plus
+# what only the bench needs.
 BENCH_IMAGE_PACKAGES = (
-    "nodejs", "npm", "python3", "make", "g++", "curl", "nftables", "sqlite3", "python3-apt",
-    "caddy", "nginx", "certbot", "python3-certbot-nginx", "pebble", "wrk",
+    "wrk",
     "openssh-server",  # the no-change rerun over SSH, as production runs it
 )
 SYSTEMD_RUN_FLAGS = (
@@ -410,14 +410,15 @@ def create_containers(hosts: list[Host]) -> None:
 
 
 def bench_image_key() -> str:
-    base = hostprep.image_id(hostprep.BASE_IMAGE) or ""
+    base = hostprep.image_id(hostprep.PKGS_IMAGE) or ""
     recipe = {"revision": BENCH_IMAGE_REVISION, "base": base,
               "packages": sorted(BENCH_IMAGE_PACKAGES)}
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
 
 
 def ensure_bench_image() -> str:
-    """ogd-base:trixie + the packages (services disabled), cached by recipe."""
+    """ogd-pkgs:trixie (hostprep) + BENCH_IMAGE_PACKAGES, cached by recipe."""
+    hostprep.ensure_pkgs_image()
     with hostprep.cache_lock("ogdbench-image"):
         key = bench_image_key()
         if hostprep.image_label(BENCH_IMAGE, BENCH_IMAGE_LABEL) == key:
@@ -431,11 +432,9 @@ def ensure_bench_image() -> str:
             "apt-get update -q\n"
             f"apt-get install -y -q {' '.join(BENCH_IMAGE_PACKAGES)}\n"
             "rm -f /usr/sbin/policy-rc.d\n"
-            "rm -f /etc/systemd/system/multi-user.target.wants/caddy.service "
-            "/etc/systemd/system/multi-user.target.wants/nginx.service\n"
             "apt-get clean\n")
         t0 = time.monotonic()
-        run(["docker", "run", "--name", builder, "--label", f"{LABEL}=1", hostprep.BASE_IMAGE,
+        run(["docker", "run", "--name", builder, "--label", f"{LABEL}=1", hostprep.PKGS_IMAGE,
              "sh", "-c", script], timeout=1800)
         old = hostprep.image_id(BENCH_IMAGE)
         run(["docker", "commit", "--change", 'CMD ["/lib/systemd/systemd"]',

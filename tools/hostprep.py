@@ -6,7 +6,9 @@ Steps (each is a subcommand and a function):
   docker       ensure a Docker engine answers ``docker info`` (installs docker.io
                and starts ``dockerd`` detached when needed; never a second one)
   images       ensure the systemd base image ``ogd-base:trixie`` (debootstrap +
-               ``docker import``), rebuilt when its recipe changes
+               ``docker import``), rebuilt when its recipe changes, and
+               ``ogd-pkgs:trixie`` = it + the packages the roles install
+               (rebuilt when that list or the base image changes)
   venv         ensure ``$OGD_CACHE/venv-<key>`` with requirements-dev.txt installed
   collections  extract the collections pinned in requirements.yml from the
                ``ansible`` wheel on PyPI (Galaxy is not reachable)
@@ -70,6 +72,25 @@ BASE_PACKAGES = (
 )
 IMAGE_CMD = '["/lib/systemd/systemd"]'
 
+# --- packages image ---------------------------------------------------------------
+# The base image plus every Debian package the roles and the shared Molecule
+# prepare install, so a fresh container skips the minutes of apt. The list is
+# read from the apt tasks of these files (one source of truth: the roles), and
+# from the role variables those tasks name; see package_list().
+PKGS_IMAGE = "ogd-pkgs:trixie"
+PKGS_IMAGE_LABEL = "ogd.pkgs"
+PKGS_IMAGE_REVISION = 1
+PKGS_TASK_GLOBS = ("roles/*/tasks/*.yml", "molecule/shared/prepare.yml")
+PKGS_VARS_GLOBS = ("roles/*/defaults/main.yml", "roles/*/vars/*.yml")
+# Not named by any apt task: python3-apt is what the apt module installs for
+# itself on its first run; python3-certbot-nginx is the nginx plugin the
+# upstream guide's nginx setup uses (bench) and users add to our certbot.
+PKGS_EXTRA = ("python3-apt", "python3-certbot-nginx")
+# Units the packages enable and start at install time: disabled in the image so
+# a container boots like a fresh host that merely has the packages (the roles
+# enable and start what they use). pebble ships no unit (prepare.yml adds one).
+PKGS_DISABLED_UNITS = ("caddy.service", "nginx.service")
+
 # --- Python venv ---------------------------------------------------------------
 VENV_REVISION = 1
 
@@ -81,6 +102,13 @@ COLLECTIONS_REVISION = 1
 STAMP_NAME = ".ogd-stamp.json"
 DOCKERD_LOG = Path("/var/log/ogd-dockerd.log")
 DOCKER_WAIT_SECONDS = 60.0
+# Every systemd container takes several inotify instances of the host's root
+# user (systemd, journald, path units); at the kernel default of 128 the
+# containers created last on a busy machine (25 systemd containers were seen)
+# fail to boot, and `docker exec` into them exits 1 ("Failed to create
+# temporary directory" from ansible). Raised, never lowered.
+INOTIFY_SYSCTL = Path("/proc/sys/fs/inotify/max_user_instances")
+INOTIFY_MIN_INSTANCES = 1024
 SBIN_DIRS = ("/usr/local/sbin", "/usr/sbin", "/sbin")
 
 
@@ -296,11 +324,33 @@ def _pid_alive(pid: int) -> bool:
     return state != "Z"
 
 
+def inotify_limit_to_set(current: int, minimum: int = INOTIFY_MIN_INSTANCES) -> int | None:
+    """The value to write to max_user_instances, or None when it is high enough."""
+    return minimum if current < minimum else None
+
+
+def ensure_inotify_instances() -> str:
+    """Raise fs.inotify.max_user_instances to INOTIFY_MIN_INSTANCES (best effort)."""
+    try:
+        current = int(INOTIFY_SYSCTL.read_text().strip())
+    except (OSError, ValueError):
+        return "inotify limit unknown"
+    value = inotify_limit_to_set(current)
+    if value is None:
+        return f"inotify instances {current}"
+    try:
+        INOTIFY_SYSCTL.write_text(f"{value}\n")
+    except OSError as exc:
+        return f"inotify instances {current} (could not raise to {value}: {exc}; containers may fail to boot)"
+    return f"inotify instances {current} -> {value}"
+
+
 def ensure_docker() -> None:
     """Make ``docker info`` succeed, starting at most one detached dockerd."""
     with step("docker") as done, cache_lock("docker"):
+        inotify = ensure_inotify_instances()
         if docker_info_ok():
-            done("engine already running")
+            done(f"engine already running; {inotify}")
             return
         actions = []
         if not which("dockerd") or not shutil.which("docker"):
@@ -348,7 +398,7 @@ def ensure_docker() -> None:
                     f"{'starting' if proc else 'finding'} dockerd; log: {DOCKERD_LOG}\n"
                     f"{tail(DOCKERD_LOG)}")
             time.sleep(0.5)
-        done(", ".join(actions) + ", engine answers")
+        done(", ".join(actions) + f", engine answers; {inotify}")
 
 
 # ---------------------------------------------------------------------------------
@@ -513,6 +563,214 @@ def _remove_if_untagged(iid: str) -> None:
     if proc.returncode == 0 and proc.stdout.strip() == "0":
         subprocess.run(["docker", "image", "rm", iid], stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
+
+
+# ---------------------------------------------------------------------------------
+# packages image (ogd-pkgs:trixie)
+# ---------------------------------------------------------------------------------
+# A tiny reader for the YAML shapes the roles use for package names (standard
+# library only: hostprep runs before the venv exists). tests/unit checks that it
+# agrees with PyYAML on the repository's own files.
+
+_KEY_RE = re.compile(r"^(?P<indent> *)(?:- +)?(?P<key>[A-Za-z_][\w.]*):(?:\s+(?P<value>.*))?$")
+_JINJA_NAME_RE = re.compile(r"\b[A-Za-z_]\w*\b")
+_FLOW_LIST_RE = re.compile(r"\[([^\[\]]*)\]")
+_PKG_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
+
+
+def _yaml_scalar(raw: str) -> str:
+    raw = _strip_comment(raw).strip()
+    if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\"":
+        return raw[1:-1]
+    return raw
+
+
+def _flow_items(raw: str) -> list[str]:
+    inner = raw.strip()[1:-1]
+    return [_yaml_scalar(x) for x in inner.split(",") if x.strip()]
+
+
+def _block_value(lines: list[str], start: int, indent: int, value: str | None) -> str | list[str] | None:
+    """The value of the key on lines[start] (at ``indent``): a scalar, a flow or
+    block list of scalars, or a folded/literal block joined with spaces."""
+    value = _strip_comment(value or "").strip()
+    if value.startswith("["):
+        return _flow_items(value)
+    if value and value[0] not in ">|":
+        return _yaml_scalar(value)
+    items: list[str] = []
+    text: list[str] = []
+    for line in lines[start + 1:]:
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        ind = len(line) - len(line.lstrip(" "))
+        if value:  # folded or literal block: every deeper line
+            if ind <= indent:
+                break
+            text.append(line.strip())
+            continue
+        body = line.strip()
+        if ind < indent or (ind == indent and not body.startswith("- ")):
+            break
+        if body.startswith("- ") and ind >= indent:
+            items.append(_yaml_scalar(body[2:]))
+        elif ind > indent:
+            break  # a mapping under the key: not a package list
+    if value:
+        return " ".join(text)
+    return items or None
+
+
+def yaml_top_level_values(text: str) -> dict[str, str | list[str]]:
+    """Top-level keys of a vars/defaults file whose value is a scalar, a list of
+    scalars or a folded expression."""
+    lines = text.splitlines()
+    found: dict[str, str | list[str]] = {}
+    for i, line in enumerate(lines):
+        m = _KEY_RE.match(line)
+        if not m or m.group("indent") or line.startswith("-"):
+            continue
+        value = _block_value(lines, i, 0, m.group("value"))
+        if value is not None:
+            found[m.group("key")] = value
+    return found
+
+
+def apt_task_names(text: str) -> list[str | list[str]]:
+    """The ``name:`` of every ``ansible.builtin.apt`` task that installs
+    (state present or default), as written: a string or a list."""
+    lines = text.splitlines()
+    found: list[str | list[str]] = []
+    for i, line in enumerate(lines):
+        m = _KEY_RE.match(line)
+        if not m or m.group("key") not in ("ansible.builtin.apt", "apt"):
+            continue
+        base = len(line) - len(line.lstrip(" -"))
+        args: dict[str, str | list[str] | None] = {}
+        for j in range(i + 1, len(lines)):
+            sub = lines[j]
+            if not sub.strip() or sub.lstrip().startswith("#"):
+                continue
+            ind = len(sub) - len(sub.lstrip(" "))
+            if ind <= base:
+                break
+            km = _KEY_RE.match(sub)
+            if km and len(km.group("indent")) == ind and not sub.lstrip().startswith("-"):
+                args[km.group("key")] = _block_value(lines, j, ind, km.group("value"))
+        names = args.get("name") or args.get("pkg")
+        if names and args.get("state", "present") in ("present", "latest"):
+            found.append(names)
+    return found
+
+
+def resolve_packages(names: list[str | list[str]], variables: dict[str, str | list[str]]) -> list[str]:
+    """Package names from apt ``name:`` values, following the role variables a
+    Jinja expression names (every branch of a conditional: the union) and the
+    quoted names in its list literals (``['nftables']``)."""
+    out: set[str] = set()
+    seen: set[str] = set()
+
+    def expr(text: str) -> None:
+        for flow in _FLOW_LIST_RE.findall(text):
+            for item in flow.split(","):
+                item = item.strip()
+                if len(item) >= 2 and item[0] == item[-1] and item[0] in "'\"":
+                    add(item[1:-1])
+        for ident in _JINJA_NAME_RE.findall(text):
+            if ident in variables and ident not in seen:
+                seen.add(ident)
+                value = variables[ident]
+                if isinstance(value, list):
+                    for item in value:
+                        add(item)
+                elif "{{" in value or ident != value:
+                    # an expression (folded ">-" blocks carry no braces)
+                    if any(n in variables for n in _JINJA_NAME_RE.findall(value)) or "[" in value:
+                        expr(value)
+
+    def add(item: str) -> None:
+        if "{{" in item:
+            expr(item)
+        elif _PKG_NAME_RE.match(item):
+            out.add(item)
+
+    for entry in names:
+        for item in (entry if isinstance(entry, list) else [entry]):
+            add(item)
+    return sorted(out)
+
+
+def package_list(root: Path = REPO_ROOT) -> list[str]:
+    """Every package the roles' and the shared prepare's apt tasks install, plus
+    PKGS_EXTRA, sorted."""
+    variables: dict[str, str | list[str]] = {}
+    for pattern in PKGS_VARS_GLOBS:
+        for path in sorted(root.glob(pattern)):
+            variables.update(yaml_top_level_values(path.read_text()))
+    names: list[str | list[str]] = []
+    for pattern in PKGS_TASK_GLOBS:
+        for path in sorted(root.glob(pattern)):
+            names.extend(apt_task_names(path.read_text()))
+    packages = set(resolve_packages(names, variables)) | set(PKGS_EXTRA)
+    if not packages:
+        raise HostPrepError(f"no apt packages found under {root} ({', '.join(PKGS_TASK_GLOBS)})")
+    return sorted(packages)
+
+
+def pkgs_image_key(packages: list[str], base_id: str) -> str:
+    """The label of the packages image: what it was built on and how (the build
+    script names the packages, in order, and the units it disables)."""
+    return sha256_hex(f"pkgs-r{PKGS_IMAGE_REVISION}", base_id, pkgs_build_script(sorted(packages)))
+
+
+def pkgs_build_script(packages: list[str]) -> str:
+    """Shell run in a container of the base image: install without starting
+    anything (policy-rc.d), then disable what the packages enabled."""
+    return (
+        "set -eu\n"
+        "export DEBIAN_FRONTEND=noninteractive\n"
+        "printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d\n"
+        "chmod 755 /usr/sbin/policy-rc.d\n"
+        "apt-get update -q\n"
+        f"apt-get install -y -q {' '.join(shlex.quote(p) for p in packages)}\n"
+        "rm -f /usr/sbin/policy-rc.d\n"
+        f"systemctl disable {' '.join(PKGS_DISABLED_UNITS)}\n"
+        "apt-get clean\n")
+
+
+def ensure_pkgs_image(force: bool = False) -> str:
+    """Ensure ``ogd-pkgs:trixie`` = the base image + package_list(), labelled
+    with pkgs_image_key(); return the image name. Needs the base image."""
+    with step("pkgs-image") as done, cache_lock("pkgs-image"):
+        base_id = image_id(BASE_IMAGE)
+        if not base_id:
+            raise HostPrepError(f"{BASE_IMAGE} is missing: run `hostprep.py images` first")
+        packages = package_list()
+        want = pkgs_image_key(packages, base_id)
+        have = image_label(PKGS_IMAGE, PKGS_IMAGE_LABEL)
+        if have == want and not force:
+            done(f"{PKGS_IMAGE} up to date ({len(packages)} packages, key {want[:12]})")
+            return PKGS_IMAGE
+        reason = "missing" if have is None else "forced" if have == want else "packages or base changed"
+        builder = f"{os.environ.get('OGD_RUN_PREFIX') or 'ogd'}-pkgs-build-{os.getpid()}"
+        log = log_path("pkgs-image")
+        old_id = image_id(PKGS_IMAGE) if have is not None else None
+        t0 = time.monotonic()
+        try:
+            run_logged(["docker", "run", "--name", builder, BASE_IMAGE, "sh", "-c",
+                        pkgs_build_script(packages)], log, f"building {PKGS_IMAGE}", timeout=1800)
+            run_logged(["docker", "commit", "--change", f"CMD {IMAGE_CMD}",
+                        "--change", f"LABEL {PKGS_IMAGE_LABEL}={want}", builder, PKGS_IMAGE],
+                       log, f"docker commit {PKGS_IMAGE}", timeout=600, append=True)
+        finally:
+            subprocess.run(["docker", "rm", "-f", builder], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+        new_id = image_id(PKGS_IMAGE)
+        if old_id and new_id and old_id != new_id:
+            _remove_if_untagged(old_id)
+        done(f"built {PKGS_IMAGE} ({reason}; {len(packages)} packages, "
+             f"{time.monotonic() - t0:.0f} s, key {want[:12]})")
+        return PKGS_IMAGE
 
 
 # ---------------------------------------------------------------------------------
@@ -915,6 +1173,7 @@ def ensure_all() -> dict[str, str]:
     started = time.monotonic()
     ensure_docker()
     ensure_base_image()
+    ensure_pkgs_image()
     env = environment(ensure=True)
     _say(f"all: ready ({time.monotonic() - started:.1f} s)")
     return env
@@ -954,11 +1213,12 @@ def main(argv: list[str] | None = None) -> int:
         epilog="Progress goes to stderr; paths and the env block to stdout.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("docker", help="ensure a running Docker engine")
-    p_img = sub.add_parser("images", help=f"ensure the {BASE_IMAGE} base image (needs docker)")
+    p_img = sub.add_parser("images", help=f"ensure the {BASE_IMAGE} and {PKGS_IMAGE} images (needs docker)")
     p_img.add_argument("--force", action="store_true", help="rebuild even if up to date")
     sub.add_parser("venv", help="ensure the dev venv; print its path")
     sub.add_parser("collections", help="ensure the pinned collections; print the path")
     sub.add_parser("browser", help="ensure chromium and chromium-driver; print the driver's path")
+    sub.add_parser("packages", help=f"print the packages baked into {PKGS_IMAGE}, one a line")
     sub.add_parser("all", help="all steps, then print the env block")
     sub.add_parser("env", help="print the env block without checking anything")
     args = parser.parse_args(argv)
@@ -968,12 +1228,15 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "images":
             ensure_docker()
             ensure_base_image(force=args.force)
+            ensure_pkgs_image(force=args.force)
         elif args.command == "venv":
             print(ensure_venv())
         elif args.command == "collections":
             print(ensure_collections())
         elif args.command == "browser":
             print(ensure_browser())
+        elif args.command == "packages":
+            print("\n".join(package_list()))
         elif args.command == "all":
             print(env_block(ensure_all()), end="")
         elif args.command == "env":

@@ -8,7 +8,10 @@ tools/hostprep.py), then runs, in order, and stops at nothing until the end:
   molecule  `molecule test -s NAME` for every scenario under molecule/
   bench     `bench/run.py --smoke`: the benchmark harness end to end (no timing
             threshold anywhere; the full benchmark is `python3 bench/run.py`)
-Prints one line per step with its time and a closing 'N passed, N failed'.
+Prints one line per step with its time as it ends; at the end of the log, per
+scenario, the time of each molecule phase (create, prepare, converge,
+idempotence, verify, destroy) and, for a failing one, which checks or tasks
+failed with their first assertion line; the last line is 'N passed, N failed'.
 
   python3 tools/test.py                  # everything
   python3 tools/test.py --only molecule --scenario caddy
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import time
@@ -50,13 +54,104 @@ def skip_reason(scenario: str) -> str | None:
     return None
 
 
-def run(name: str, cmd: list[str], env: dict[str, str]) -> bool:
+def run(name: str, cmd: list[str], env: dict[str, str], log: MoleculeLog | None = None) -> bool:
+    """Run ``cmd``; with ``log``, stream its output through it (timestamps per line)."""
     print(f"==> {name}: {' '.join(cmd)}", flush=True)
     started = time.monotonic()
-    code = subprocess.call(cmd, cwd=ROOT, env=env)
+    if log is None:
+        code = subprocess.call(cmd, cwd=ROOT, env=env)
+    else:
+        with subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, errors="replace",
+                              bufsize=1) as proc:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                sys.stdout.write(line)
+                sys.stdout.flush()  # a CI log shows each line as it comes
+                log.feed(line, time.monotonic())
+            code = proc.wait()
+        log.close(time.monotonic())
     print(f"<== {name}: {'ok' if code == 0 else f'FAILED (exit {code})'} in {time.monotonic() - started:.0f} s",
           flush=True)
     return code == 0
+
+
+# --- reading molecule's output -------------------------------------------------------
+
+_PHASE_RE = re.compile(r"\[(?P<scenario>[\w.-]+) > (?P<phase>[\w-]+)\] Executing\s*$")
+# pytest's short summary ("FAILED path::test - AssertionError: assert ...").
+_PYTEST_FAIL_RE = re.compile(r"^(?:FAILED|ERROR) \S+")
+_ANSIBLE_FATAL_RE = re.compile(r"^(?:fatal|failed): \[[^\]]+\]")
+MAX_FAILURE_LINES = 20
+
+
+class MoleculeLog:
+    """Follows the output of ``molecule test``: when each phase starts and ends,
+    and what failed (pytest's short summary lines, ansible's fatal task lines,
+    the tasks idempotence found changed)."""
+
+    def __init__(self, started: float | None = None) -> None:
+        self.phases: list[tuple[str, float, float | None]] = []  # name, start, end
+        self.failures: list[str] = []
+        self._task = ""
+        self._idempotence = False
+        self._want_msg = False
+        self._started = started
+
+    def feed(self, line: str, now: float) -> None:
+        text = line.rstrip("\n")
+        body = text.strip()
+        m = _PHASE_RE.search(text)
+        if m:
+            self._end_phase(now)
+            self.phases.append((m.group("phase"), now, None))
+            self._idempotence = False
+            return
+        if body.startswith("TASK ["):
+            self._task = body[6:body.find("]")] if "]" in body else body[6:]
+        elif _PYTEST_FAIL_RE.match(body):
+            self._add(body)
+        elif _ANSIBLE_FATAL_RE.match(body):
+            phase = self.phases[-1][0] if self.phases else "?"
+            detail = body if len(body) < 300 else body[:300] + " ..."
+            self._add(f"{phase}: task '{self._task}': {detail}")
+            # the yaml result format puts the message on a later line
+            self._want_msg = body.endswith("=>")
+        elif self._want_msg and body.startswith(("msg:", "stderr:", "assertion:")):
+            self.failures[-1] += " " + (body if len(body) < 300 else body[:300] + " ...")
+            self._want_msg = False
+        elif self._want_msg and not body:
+            self._want_msg = False
+        elif "Idempotence test failed because of the following tasks" in body:
+            self._idempotence = True
+        elif self._idempotence and body.startswith("*"):
+            self._add(f"idempotence: changed on the second run: {body.lstrip('* ')}")
+
+    def _add(self, message: str) -> None:
+        if message not in self.failures:
+            self.failures.append(message)
+
+    def _end_phase(self, now: float) -> None:
+        if self.phases and self.phases[-1][2] is None:
+            name, start, _ = self.phases[-1]
+            self.phases[-1] = (name, start, now)
+
+    def close(self, now: float) -> None:
+        self._end_phase(now)
+
+    def phase_times(self) -> list[tuple[str, float]]:
+        """(phase, seconds) in order; a repeated phase (destroy) appears twice."""
+        return [(name, (end if end is not None else start) - start) for name, start, end in self.phases]
+
+    def summary(self, name: str, ok: bool) -> list[str]:
+        times = ", ".join(f"{phase} {secs:.0f}" for phase, secs in self.phase_times())
+        lines = [f"{name}: {'ok' if ok else 'FAILED'}; phases (s): {times or 'none seen'}"]
+        if not ok:
+            shown = self.failures[:MAX_FAILURE_LINES]
+            lines += [f"    {msg}" for msg in shown] or ["    (no failed check found in the output; see above)"]
+            if len(self.failures) > len(shown):
+                lines.append(f"    ... and {len(self.failures) - len(shown)} more")
+        return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     env["PY_COLORS"] = "0"
 
     results: list[tuple[str, bool]] = []
+    summaries: list[str] = []
     if "lint" in stages:
         results.append(("ansible-lint", run("ansible-lint", ["ansible-lint", "--offline", "--profile", "production"], env)))
         results.append(("yamllint", run("yamllint", ["yamllint", "--strict", "."], env)))
@@ -84,13 +180,18 @@ def main(argv: list[str] | None = None) -> int:
             if reason:
                 print(f"==> molecule {scenario}: skipped: {reason}", flush=True)
                 continue
-            results.append((f"molecule {scenario}",
-                            run(f"molecule {scenario}", ["molecule", "test", "-s", scenario], env)))
+            log = MoleculeLog()
+            ok = run(f"molecule {scenario}", ["molecule", "test", "-s", scenario], env, log)
+            results.append((f"molecule {scenario}", ok))
+            summaries += log.summary(f"molecule {scenario}", ok)
 
     if "bench" in stages and (ROOT / "bench" / "run.py").exists():
         results.append(("bench smoke", run("bench smoke", ["python3", "bench/run.py", "--smoke"], env)))
 
     failed = [name for name, ok in results if not ok]
+    if summaries:
+        print("\nmolecule scenarios:")
+        print("\n".join(summaries))
     print(f"\ntotal {time.monotonic() - started:.0f} s; failed: {', '.join(failed) or 'none'}")
     print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
     return 1 if failed else 0

@@ -262,3 +262,112 @@ def test_cli_env_subcommand(tmp_path):
                          capture_output=True, text=True, check=True,
                          env={"OGD_CACHE": str(tmp_path), "PATH": "/usr/bin:/bin"}).stdout
     assert f"export ANSIBLE_COLLECTIONS_PATH={tmp_path}/collections" in out
+
+
+# --- packages image (ogd-pkgs:trixie) ---------------------------------------------
+
+
+def test_package_list_of_the_repository():
+    packages = hostprep.package_list()
+    for name in ("nodejs", "npm", "python3", "make", "g++", "curl", "nftables", "sqlite3",
+                 "caddy", "nginx", "certbot", "pebble", "python3-apt", "python3-certbot-nginx"):
+        assert name in packages
+    # quoted values compared in an expression are not packages
+    assert "distro" not in packages and "nodesource" not in packages
+    assert packages == sorted(set(packages))
+
+
+def _yaml_apt_names(node, found):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("ansible.builtin.apt", "apt") and isinstance(value, dict):
+                if value.get("state", "present") in ("present", "latest") and value.get("name"):
+                    found.append(value["name"])
+            else:
+                _yaml_apt_names(value, found)
+    elif isinstance(node, list):
+        for item in node:
+            _yaml_apt_names(item, found)
+    return found
+
+
+def test_stdlib_reader_agrees_with_pyyaml_on_the_repository():
+    yaml = pytest.importorskip("yaml")
+    for pattern in hostprep.PKGS_VARS_GLOBS:
+        for path in REPO_ROOT.glob(pattern):
+            ours = hostprep.yaml_top_level_values(path.read_text())
+            theirs = yaml.safe_load(path.read_text()) or {}
+            for key, value in theirs.items():
+                if isinstance(value, list) and all(isinstance(v, str) for v in value):
+                    assert ours.get(key) == value, (path, key)
+    for pattern in hostprep.PKGS_TASK_GLOBS:
+        for path in REPO_ROOT.glob(pattern):
+            ours = hostprep.apt_task_names(path.read_text())
+            theirs = _yaml_apt_names(yaml.safe_load(path.read_text()), [])
+            assert ours == theirs, path
+
+
+def test_apt_task_names_only_installs():
+    text = """\
+- name: Refresh
+  ansible.builtin.apt:
+    update_cache: true
+- name: One
+  ansible.builtin.apt:
+    name: caddy
+    state: present
+- name: Remove
+  ansible.builtin.apt:
+    name: [apache2]
+    state: absent
+- name: Block list
+  ansible.builtin.apt:
+    name:
+      - a1
+      - "b2"  # comment
+    cache_valid_time: 3600
+- name: Templated
+  ansible.builtin.apt:
+    name: "{{ pkgs }}"
+"""
+    assert hostprep.apt_task_names(text) == ["caddy", ["a1", "b2"], "{{ pkgs }}"]
+
+
+def test_resolve_packages_follows_variables_and_list_literals():
+    variables = hostprep.yaml_top_level_values("""\
+---
+pkgs: >-
+  {{ (a_pkgs if mode == 'distro' else b_pkgs) + tools
+     + (['nftables'] if firewall | bool else []) }}
+a_pkgs:
+  - nodejs
+  - npm
+b_pkgs: [nodejs]
+tools:
+  - curl
+firewall: true
+""")
+    assert variables["b_pkgs"] == ["nodejs"]
+    assert hostprep.resolve_packages(["{{ pkgs }}", "caddy"], variables) == [
+        "caddy", "curl", "nftables", "nodejs", "npm"]
+
+
+def test_pkgs_image_key_depends_on_packages_and_base():
+    key = hostprep.pkgs_image_key(["caddy", "nginx"], "sha256:aaa")
+    assert key == hostprep.pkgs_image_key(["nginx", "caddy"], "sha256:aaa")
+    assert key != hostprep.pkgs_image_key(["caddy", "nginx", "pebble"], "sha256:aaa")
+    assert key != hostprep.pkgs_image_key(["caddy", "nginx"], "sha256:bbb")
+
+
+def test_pkgs_build_script_starts_nothing_and_disables_the_proxies():
+    script = hostprep.pkgs_build_script(["caddy", "g++"])
+    assert "exit 101" in script and "/usr/sbin/policy-rc.d" in script
+    assert "apt-get install -y -q caddy g++" in script
+    assert "systemctl disable caddy.service nginx.service" in script
+    assert script.index("rm -f /usr/sbin/policy-rc.d") > script.index("apt-get install")
+
+
+def test_inotify_limit_is_only_raised():
+    assert hostprep.inotify_limit_to_set(128) == hostprep.INOTIFY_MIN_INSTANCES
+    assert hostprep.inotify_limit_to_set(hostprep.INOTIFY_MIN_INSTANCES) is None
+    assert hostprep.inotify_limit_to_set(8192) is None

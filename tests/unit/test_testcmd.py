@@ -1,0 +1,73 @@
+"""Unit tests for tools/test.py's reading of molecule's output (no molecule run)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from tools.test import MoleculeLog  # noqa: E402
+
+OUTPUT = """\
+INFO     [caddy > destroy] Executing
+PLAY [Destroy] ****
+INFO     [caddy > destroy] Executed: Successful
+INFO     [caddy > create] Executing
+INFO     [caddy > converge] Executing
+TASK [opengram : Install Node.js] ****
+fatal: [ogd-caddy-app]: FAILED! => {"msg": "boom"}
+fatal: [ogd-caddy-client]: FAILED! =>
+    changed: false
+    msg: 'timed out waiting for ping module test'
+
+INFO     [caddy > idempotence] Executing
+CRITICAL Idempotence test failed because of the following tasks:
+*  => opengram : Template the unit
+INFO     [caddy > verify] Executing
+test_proxy.py::test_headers[ansible://ogd-caddy-client] FAILED          [ 10%]
+=========================== short test summary info ============================
+FAILED test_proxy.py::test_headers[ansible://ogd-caddy-client] - AssertionError: assert 'max-age' in ''
+ERROR test_x.py::test_y - RuntimeError: no host
+INFO     [caddy > destroy] Executing
+"""
+
+
+def feed(text: str) -> MoleculeLog:
+    log = MoleculeLog()
+    for i, line in enumerate(text.splitlines(keepends=True)):
+        log.feed(line, float(i))
+    log.close(100.0)
+    return log
+
+
+def test_phase_times_in_order_with_repeats():
+    times = feed(OUTPUT).phase_times()
+    assert [name for name, _ in times] == ["destroy", "create", "converge", "idempotence",
+                                           "verify", "destroy"]
+    assert times[0] == ("destroy", 3.0)  # lines 0 -> 3
+    assert times[-1] == ("destroy", 100.0 - 19.0)
+
+
+def test_failures_name_the_check_and_its_assertion():
+    log = feed(OUTPUT)
+    assert log.failures == [
+        "converge: task 'opengram : Install Node.js': fatal: [ogd-caddy-app]: FAILED! => {\"msg\": \"boom\"}",
+        "converge: task 'opengram : Install Node.js': fatal: [ogd-caddy-client]: FAILED! =>"
+        " msg: 'timed out waiting for ping module test'",
+        "idempotence: changed on the second run: => opengram : Template the unit",
+        "FAILED test_proxy.py::test_headers[ansible://ogd-caddy-client] - AssertionError: assert 'max-age' in ''",
+        "ERROR test_x.py::test_y - RuntimeError: no host",
+    ]
+    summary = log.summary("molecule caddy", False)
+    assert summary[0].startswith("molecule caddy: FAILED; phases (s): destroy 3, create 1,")
+    assert summary[1:] == [f"    {m}" for m in log.failures]
+
+
+def test_ok_summary_is_one_line():
+    assert feed(OUTPUT).summary("molecule caddy", True)[0].startswith("molecule caddy: ok; phases")
+    assert len(feed(OUTPUT).summary("molecule caddy", True)) == 1
+    assert feed("").summary("x", False) == [
+        "x: FAILED; phases (s): none seen", "    (no failed check found in the output; see above)"]
