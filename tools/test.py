@@ -171,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     if "lint" in stages:
         results.append(("ansible-lint", run("ansible-lint", ["ansible-lint", "--offline", "--profile", "production"], env)))
         results.append(("yamllint", run("yamllint", ["yamllint", "--strict", "."], env)))
+        results.append(("actionlint", run("actionlint", ["actionlint"], env)))
     if "pytest" in stages:
         code_ok = run("pytest", ["python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests", "bench/tests"], env)
         results.append(("pytest", code_ok))
