@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Deploy Opengram to a local sandbox host (a systemd container on this machine).
 
-  python3 tools/sandbox.py up [--standin | --real]   create/start it, run site.yml, prove HTTPS
+  python3 tools/sandbox.py up [--standin | --real | --package PATH]
+                                                      create/start it, run site.yml, prove HTTPS
   python3 tools/sandbox.py status                     is it running, URL, health
   python3 tools/sandbox.py down                       remove the container and its network
 
@@ -14,7 +15,17 @@ Caddy's local root and calls the health endpoint with curl against it.
 Package: the role default `opengram_version` of `opengram_npm_package`. When the
 npm registry (asked with this machine's npm) does not serve it, the OFFLINE
 STAND-IN test fixture (tests/fixtures/opengram-standin) is deployed instead,
-and every summary says so. `--standin` / `--real` force the choice.
+and every summary says so. `--standin` / `--real` force the choice;
+`--package PATH` deploys a packed release (an `npm pack` tarball of
+@opengramsh/opengram, e.g. ../shared/opengram/opengramsh-opengram-0.2.1.tgz) at
+the version its package.json names: its dependencies come from the npm
+registry and its native modules are built in the container (minutes).
+
+The site is private like any deployment (README: "Who can reach your
+Opengram"): the sandbox makes its own login, user `admin` with a random
+password, kept in $OGD_CACHE/sandbox/access.yml (0600) and handed to
+ansible-playbook as an extra-vars FILE (never on a command line); `up` prints
+where to read it.
 
 Only the container and network named `ogd-sandbox` are ever touched. Files
 (stand-in tarball, Caddy root, logs) live in $OGD_CACHE/sandbox.
@@ -88,6 +99,24 @@ def read_setting(path: Path, key: str) -> str:
 class Choice:
     standin: bool
     reason: str
+    # A packed release to deploy (--package): its path and the version it holds.
+    tarball: Path | None = None
+    version: str | None = None
+
+
+def packed_release(path: Path, package: str) -> Choice:
+    """Choice for --package PATH: the tarball's package.json must name `package`."""
+    import tarfile
+    if not path.is_file():
+        raise SandboxError(f"--package {path}: no such file")
+    try:
+        with tarfile.open(path) as tar:
+            manifest = json.load(tar.extractfile("package/package.json"))
+    except (tarfile.TarError, KeyError, TypeError, ValueError) as exc:
+        raise SandboxError(f"--package {path}: not an npm package tarball ({exc})") from exc
+    if manifest.get("name") != package:
+        raise SandboxError(f"--package {path} holds {manifest.get('name')!r}, not {package}")
+    return Choice(False, f"the packed release {path}", path.resolve(), str(manifest["version"]))
 
 
 def choose_package(package: str, version: str, force: str | None,
@@ -113,6 +142,8 @@ def choose_package(package: str, version: str, force: str | None,
 
 
 def banner(choice: Choice, package: str, version: str) -> str:
+    if choice.tarball is not None:
+        return f"Sandbox deploys the REAL {package}@{choice.version} from {choice.reason}."
     if not choice.standin:
         return f"Sandbox deploys the REAL {package}@{version} from the npm registry ({choice.reason})."
     bar = "!" * 78
@@ -133,11 +164,34 @@ def container_run_cmd(domain: str) -> list[str]:
             *SYSTEMD_RUN_FLAGS, IMAGE, "/lib/systemd/systemd"]
 
 
-def playbook_cmd(tarball: Path | None) -> list[str]:
+def playbook_cmd(tarball: Path | None, version: str | None = None,
+                 access_file: Path | None = None) -> list[str]:
     cmd = ["ansible-playbook", "site.yml", "-i", INVENTORY]
     if tarball is not None:
-        cmd += ["-e", json.dumps({"opengram_npm_tarball": str(tarball)})]
+        extra = {"opengram_npm_tarball": str(tarball)}
+        if version:
+            extra["opengram_version"] = version
+        cmd += ["-e", json.dumps(extra)]
+    if access_file is not None:
+        # A file, so the password is never on a command line.
+        cmd += ["-e", "@" + str(access_file)]
     return cmd
+
+
+ACCESS_USER = "admin"
+
+
+def ensure_access_file(work: Path) -> Path:
+    """The sandbox's login for the password gate, made once (0600) and reused."""
+    import secrets
+    path = work / "access.yml"
+    if not path.exists():
+        password = secrets.token_urlsafe(24)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write("# The sandbox's login (tools/sandbox.py); keep it private.\n"
+                     f"opengram_access_users:\n  - name: {ACCESS_USER}\n    password: {password}\n")
+    return path
 
 
 def curl_cmd(domain: str, ip: str, root_crt: Path) -> list[str]:
@@ -305,7 +359,7 @@ def check_and_record(choice: Choice, version: str, created: bool, work: Path) ->
 # ---------------------------------------------------------------------------
 
 
-def cmd_up(force: str | None) -> int:
+def cmd_up(force: str | None, package_path: Path | None = None) -> int:
     started = time.monotonic()
     timings: list[str] = []
 
@@ -320,12 +374,17 @@ def cmd_up(force: str | None) -> int:
     work = work_dir()
 
     t = time.monotonic()
-    choice = choose_package(package, version, force,
-                            None if force else ask_registry(package, version))
+    if package_path is not None:
+        choice = packed_release(package_path, package)
+        version = choice.version
+    else:
+        choice = choose_package(package, version, force,
+                                None if force else ask_registry(package, version))
     say(banner(choice, package, version))
-    tarball = build_standin(version, work) if choice.standin else None
-    if tarball:
+    tarball = build_standin(version, work) if choice.standin else choice.tarball
+    if choice.standin:
         say(f"stand-in tarball: {tarball}")
+    access_file = ensure_access_file(work)
     t = lap("package check", t)
 
     try:
@@ -342,7 +401,7 @@ def cmd_up(force: str | None) -> int:
         t = lap("container", t)
 
         log = work / "playbook.log"
-        rc, output = run_playbook(playbook_cmd(tarball), env, log)
+        rc, output = run_playbook(playbook_cmd(tarball, version, access_file), env, log)
         t = lap("playbook", t)
         if rc != 0:
             raise SandboxError(f"ansible-playbook failed (exit {rc}); full output: {log}")
@@ -355,6 +414,8 @@ def cmd_up(force: str | None) -> int:
     say("=" * 30 + " sandbox is up " + "=" * 33)
     say(banner(choice, package, version))
     say(f"URL:        https://{domain}/")
+    say(f"login:      user {ACCESS_USER}, password in {access_file} (the web app; agents use the "
+        f"instance secret: docker exec {NAME} cat /etc/opengram/instance-secret)")
     say(f"container:  {NAME} ({'created' if created else 'reused'}), IP {ip} on network {NAME}")
     for line in recap_lines(output):
         say(f"recap:      {line}")
@@ -421,12 +482,14 @@ def main(argv: list[str] | None = None) -> int:
                        help="deploy the offline stand-in (test fixture) without asking npm")
     which.add_argument("--real", dest="force", action="store_const", const="real",
                        help="deploy the real package from the registry without asking first")
+    which.add_argument("--package", type=Path, metavar="PATH",
+                       help="deploy this packed release (npm pack tarball of the package)")
     sub.add_parser("status", help="is it running, its URL and health")
     sub.add_parser("down", help=f"remove the {NAME} container and network")
     args = parser.parse_args(argv)
     try:
         if args.command == "up":
-            return cmd_up(args.force)
+            return cmd_up(args.force, args.package)
         if args.command == "status":
             return cmd_status()
         return cmd_down()

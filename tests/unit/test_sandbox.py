@@ -175,3 +175,42 @@ def test_recap_lines_takes_the_last_recap():
 ])
 def test_health_ok(body, ok):
     assert sandbox.health_ok(body) is ok
+
+
+def _pack(tmp_path, name="@opengramsh/opengram", version="0.2.1"):
+    import io
+    import tarfile
+    data = json.dumps({"name": name, "version": version}).encode()
+    path = tmp_path / "pkg.tgz"
+    with tarfile.open(path, "w:gz") as tar:
+        info = tarfile.TarInfo("package/package.json")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_package_option_reads_the_version_from_the_tarball(tmp_path):
+    choice = sandbox.packed_release(_pack(tmp_path, version="9.8.7"), "@opengramsh/opengram")
+    assert (choice.standin, choice.version) == (False, "9.8.7")
+    assert "REAL @opengramsh/opengram@9.8.7" in sandbox.banner(choice, "@opengramsh/opengram", "0.2.1")
+    cmd = sandbox.playbook_cmd(choice.tarball, choice.version)
+    assert json.loads(cmd[cmd.index("-e") + 1]) == {"opengram_npm_tarball": str(choice.tarball),
+                                                    "opengram_version": "9.8.7"}
+
+
+def test_package_option_refuses_another_package_or_a_missing_file(tmp_path):
+    with pytest.raises(sandbox.SandboxError, match="not @opengramsh/opengram"):
+        sandbox.packed_release(_pack(tmp_path, name="left-pad"), "@opengramsh/opengram")
+    with pytest.raises(sandbox.SandboxError, match="no such file"):
+        sandbox.packed_release(tmp_path / "absent.tgz", "@opengramsh/opengram")
+
+
+def test_the_sandbox_login_is_a_private_file_passed_as_a_file(tmp_path):
+    path = sandbox.ensure_access_file(tmp_path)
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    text = path.read_text()
+    assert sandbox.ensure_access_file(tmp_path).read_text() == text  # made once, reused
+    password = text.split("password: ")[1].strip()
+    assert len(password) >= 24
+    cmd = sandbox.playbook_cmd(None, None, path)
+    assert cmd[-2:] == ["-e", "@" + str(path)] and password not in " ".join(cmd)
