@@ -51,6 +51,15 @@ sys.path.insert(0, str(ROOT))
 from tools import hostprep  # noqa: E402
 
 PREFIX = "ogdbench"
+# Per run: the instance secret the clients send (Authorization: Bearer) and the
+# login of the password gate in front of the web app (the API paths measured
+# here are not behind it). Random, never written anywhere but the work
+# directory's inventory (0600).
+BENCH_SECRET = "og_" + __import__("secrets").token_urlsafe(32)
+BENCH_LOGIN = {"name": "bench", "password": __import__("secrets").token_urlsafe(24)}
+# --package PATH: a packed release deployed instead of the stand-in
+# ({"path", "version"}); None: the stand-in.
+PACKAGE: dict | None = None
 LABEL = "ogdbench"  # on every container/network we create; nothing else is touched
 NETWORK = f"{PREFIX}-net"
 DOMAIN = "ogdbench.test"
@@ -486,9 +495,16 @@ def write_inventory(work: Path, hosts: list[Host], overrides: dict[str, dict] | 
             "acme": {"hosts": groups["acme"]},
             "clients": {"hosts": groups["clients"]},
             "opengram": {"hosts": groups["opengram"], "vars": {
-                # The offline stand-in (test fixture), from a tarball; Pebble as the ACME CA.
-                "opengram_npm_tarball": str(artifacts / f"opengramsh-opengram-{version}.tgz"),
-                "opengram_version": version,
+                # The offline stand-in (test fixture) or the packed release of
+                # --package, from a tarball; Pebble as the ACME CA.
+                **({"opengram_npm_tarball": str(artifacts / f"opengramsh-opengram-{version}.tgz"),
+                    "opengram_version": version} if PACKAGE is None else
+                   {"opengram_npm_tarball": PACKAGE["path"], "opengram_version": PACKAGE["version"],
+                    # its dependencies come from the npm registry, reached
+                    # through this machine's CA bundle (as inventories/sandbox)
+                    "opengram_npm_ca_file": "/etc/ssl/certs/ca-certificates.crt"}),
+                "opengram_instance_secret": BENCH_SECRET,
+                "opengram_access_users": [BENCH_LOGIN],
                 "opengram_tls_mode": "acme",
                 "opengram_acme_email": f"bench@{DOMAIN}",
                 "opengram_acme_directory": "https://pebble:14000/dir",
@@ -506,6 +522,8 @@ def write_inventory(work: Path, hosts: list[Host], overrides: dict[str, dict] | 
             "guide_caddy": {"hosts": groups["guide_caddy"]},
         }}}
     path = work / name
+    path.touch(mode=0o600)
+    path.chmod(0o600)
     path.write_text(json.dumps(inventory, indent=2) + "\n")
     return path
 
@@ -686,13 +704,14 @@ def measure_proxies(settings: Settings, paths: list[BenchPath]) -> dict:
         for p in (p for p in order if p.kind != "ceiling"):
             host_url = f"http://{p.host}:{APP_PORT}"
             out = client_json("sse", "--url", p.url, "--post-url", host_url, *ca_args(p),
+                              "--token", BENCH_SECRET,
                               "--count", str(settings.sse_events))
             sse[p.name] += out["samples"]
             errors[p.name] += [f"sse: {e}" for e in out.get("errors", [])[:3]]
             if out.get("error"):
                 errors[p.name].append(f"sse: {out['error']}")
         for p in (p for p in order if p.kind != "ceiling"):
-            out = client_json("upload", "--url", p.url, *ca_args(p), "--file",
+            out = client_json("upload", "--url", p.url, *ca_args(p), "--token", BENCH_SECRET, "--file",
                               f"{CLIENT_DIR}/upload.bin", "--count", str(settings.uploads))
             upl[p.name] += out["samples"]
             errors[p.name] += [f"upload: {e}" for e in out["errors"][:3]]
@@ -1045,7 +1064,9 @@ def results_markdown(results: dict, png_name: str) -> str:
         + (f" with uncommitted changes in {len(results['tree']['modified'])} files under roles/ and "
            "playbooks/ (listed in results.json, `tree.modified`)."
            if results["tree"]["modified"] else " (no uncommitted changes in roles/, playbooks/).")
-        + " Opengram is the offline stand-in (tests/fixtures/opengram-standin), not the real app.",
+        + (" Opengram is the offline stand-in (tests/fixtures/opengram-standin), not the real app."
+           if not results.get("package") else
+           f" Opengram is the real release {results['package']['version']} from {results['package']['path']}."),
         "",
         f"Settings: {s['rounds']} rounds, paths interleaved round-robin (the first path rotates "
         f"each round); wrk -t1 for {s['wrk_seconds']:.0f} s per path and concurrency; "
@@ -1133,6 +1154,14 @@ def render(out_dir: Path) -> int:
     return 0
 
 
+def packed_release(path: Path) -> dict:
+    """{"path", "name", "version"} of an npm pack tarball, read from its package.json."""
+    import tarfile
+    with tarfile.open(path) as tar:
+        manifest = json.load(tar.extractfile("package/package.json"))
+    return {"path": str(path.resolve()), "name": manifest["name"], "version": str(manifest["version"])}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench/run.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -1142,6 +1171,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="output directory (default: docs/bench, or bench/results/smoke "
                              "with --smoke)")
     parser.add_argument("--keep", action="store_true", help="leave the containers running")
+    parser.add_argument("--package", type=Path, metavar="PATH",
+                        help="deploy this packed release (npm pack tarball of @opengramsh/opengram) "
+                             "instead of the offline stand-in")
     parser.add_argument("--skip-deploy-cost", action="store_true")
     parser.add_argument("--skip-proxy", action="store_true")
     parser.add_argument("--cleanup", action="store_true",
@@ -1154,6 +1186,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.cleanup:
         cleanup_all()
         return 0
+    global PACKAGE
+    if args.package:
+        PACKAGE = packed_release(args.package)
+        say(f"package: the real {PACKAGE['name']} {PACKAGE['version']} from {PACKAGE['path']}")
+    else:
+        say("package: the offline stand-in (tests/fixtures/opengram-standin), not the real app")
     settings = SMOKE if args.smoke else FULL
     out_dir = (args.out or (BENCH / "results/smoke" if args.smoke else ROOT / "docs/bench")).resolve()
     started = dt.datetime.now(dt.timezone.utc)
@@ -1170,7 +1208,8 @@ def main(argv: list[str] | None = None) -> int:
     work = hostprep.cache_dir() / "bench"
     work.mkdir(parents=True, exist_ok=True)
     results: dict = {"schema": 1, "mode": settings.mode, "started": started.isoformat(timespec="seconds"),
-                     "settings": asdict(settings), "machine": machine_info(), "tree": git_state()}
+                     "settings": asdict(settings), "machine": machine_info(), "tree": git_state(),
+                     "package": PACKAGE}
     timings: dict[str, float] = {}
     rc = 0
     with hostprep.cache_lock("ogdbench"), LoadSampler() as sampler:
