@@ -237,7 +237,9 @@ def test_push_keys_written_at_first_start_and_preserved(make_standin, extra, sub
     assert keys["subject"] == subject
     public, private = b64url_decode(keys["vapidPublicKey"]), b64url_decode(keys["vapidPrivateKey"])
     assert len(public) == 65 and public[0] == 0x04
-    assert len(private) == 32
+    # Like upstream (Node's ecdh.getPrivateKey(), unpadded), a scalar with leading
+    # zero bytes comes out shorter: 31 bytes about once in 256 starts.
+    assert 1 <= len(private) <= 32
     derived = ec.derive_private_key(int.from_bytes(private, "big"), ec.SECP256R1()).public_key()
     assert derived.public_bytes(Encoding.X962, PublicFormat.UncompressedPoint) == public
     assert "[push] Auto-generated VAPID keys" in standin.log()
