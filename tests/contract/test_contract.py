@@ -213,20 +213,10 @@ def check_response(response, expect, context) -> list[str]:
             data = json.loads(body)
         except ValueError:
             return problems + [f"body is not JSON: {body[:200]!r}"]
-        if "json" in expect:
-            problems += subset_problems(expect["json"], data)
-        if "json_equals" in expect and data != expect["json_equals"]:
-            problems.append(f"JSON {data!r}, expected exactly {expect['json_equals']!r}")
-        for path in expect.get("json_keys", []):
-            if dig(data, path) is MISSING:
-                problems.append(f"JSON lacks {path}")
-        for path in expect.get("json_absent", []):
-            if dig(data, path) is not MISSING:
-                problems.append(f"JSON has {path} (must not)")
-        for path in expect.get("json_nonempty_strings", []):
-            value = dig(data, path)
-            if not isinstance(value, str) or not value:
-                problems.append(f"JSON {path} is not a non-empty string: {value!r}")
+        problems += json_shape_problems(data, "JSON", exact=expect.get("json_equals", MISSING),
+                                        subset=expect.get("json", MISSING), present=expect.get("json_keys", ()),
+                                        absent=expect.get("json_absent", ()),
+                                        nonempty=expect.get("json_nonempty_strings", ()))
         if "json_item" in expect:
             items = dig(data, expect["json_item"]["path"])
             if not isinstance(items, list) or not any(not subset_problems(expect["json_item"]["match"], i) for i in items):
@@ -238,6 +228,20 @@ def check_response(response, expect, context) -> list[str]:
             else:
                 problems += [f"OpenAPI {path} lacks {m}" for m in methods if m not in operations]
     return [f"{context}: {p}" for p in problems]
+
+
+def json_shape_problems(data, what, *, exact=MISSING, subset=MISSING, present=(), absent=(), nonempty=()):
+    """The shape checks a response body and the config file share; `what` names the document."""
+    problems = [] if subset is MISSING else subset_problems(subset, data)
+    if exact is not MISSING and data != exact:
+        problems.append(f"{what} {data!r}, expected exactly {exact!r}")
+    problems += [f"{what} lacks {path}" for path in present if dig(data, path) is MISSING]
+    problems += [f"{what} has {path} (must not)" for path in absent if dig(data, path) is not MISSING]
+    for path in nonempty:
+        value = dig(data, path)
+        if not isinstance(value, str) or not value:
+            problems.append(f"{what} {path} is not a non-empty string: {value!r}")
+    return problems
 
 
 def run_request(instance, step, variables, context):
@@ -294,17 +298,9 @@ def run_config_file(instance, spec, snapshots, context):
     problems = []
     if spec.get("indent2") and text != json.dumps(data, indent=2, ensure_ascii=False) + "\n":
         problems.append("the config file is not JSON with 2-space indent and a final newline")
-    if "json" in spec:
-        problems += subset_problems(spec["json"], data)
-    if "json_equals" in spec and data != spec["json_equals"]:
-        problems.append(f"config file {data!r}, expected exactly {spec['json_equals']!r}")
-    for path in spec.get("absent", []):
-        if dig(data, path) is not MISSING:
-            problems.append(f"config file has {path} (must not)")
-    for path in spec.get("nonempty_strings", []):
-        value = dig(data, path)
-        if not isinstance(value, str) or not value:
-            problems.append(f"config file {path} is not a non-empty string: {value!r}")
+    problems += json_shape_problems(data, "config file", exact=spec.get("json_equals", MISSING),
+                                    subset=spec.get("json", MISSING), absent=spec.get("absent", ()),
+                                    nonempty=spec.get("nonempty_strings", ()))
     if "unchanged_since" in spec and text != snapshots[spec["unchanged_since"]]:
         problems.append(f"config file changed since snapshot {spec['unchanged_since']!r}")
     return [f"{context}: {p}" for p in problems]
