@@ -63,7 +63,12 @@ def test_each_host_has_its_own_secret(deployment, site):
         pytest.skip("one Opengram host in this scenario")
     import testinfra
     for other in others:
-        assert host_instance_secret(testinfra.get_host("docker://" + other)) != site.token
+        theirs = host_instance_secret(testinfra.get_host("docker://" + other))
+        assert theirs != site.token
+        # ...and another host's secret opens nothing here.
+        status = site.curl("--output", "/dev/null", "--write-out", "%{http_code}", "-H",
+                           "Authorization: Bearer " + theirs, site.base + "/api/v1/chats").stdout
+        assert status == "401", "%s's secret opened %s's API (%s)" % (other, site.name, status)
 
 
 def test_the_playbook_owns_read_endpoints_require_instance_secret(site):
@@ -154,12 +159,31 @@ def test_the_event_stream_opens_with_bearer_and_with_token(site):
 # ---- logs ---------------------------------------------------------------------------------------
 
 
+def wait_until_healthy(site, timeout=120):
+    """Poll Opengram's health on the host until it answers (after a start)."""
+    import time
+    deadline = time.monotonic() + timeout
+    while site.host.run("curl --silent --fail --max-time 2 http://127.0.0.1:%s/api/v1/health", str(site.port)).rc:
+        assert time.monotonic() < deadline, "Opengram not healthy %d s after its start" % timeout
+        time.sleep(0.5)
+
+
 def test_no_log_holds_the_secret_or_the_password(site):
     # Traffic first: a browser-like client (basic auth, ?token= stream) and an agent (Bearer).
     fetch(site, "/", *basic_auth(site))
     site.curl("--max-time", "2", site.base + "/api/v1/events/stream?token=" + site.token)
     fetch(site, "/api/v1/chats", *site.auth_header())
     fetch(site, "/", "-H", "Authorization: Basic " + base64.b64encode(b"ogtest:wrong-password-x").decode())
+    # A browser reconnecting its event stream while Opengram restarts (every
+    # deploy that changes it): the proxy answers 502 and logs an error, which
+    # must not carry the ?token= either (Caddy's error log names the request).
+    site.host.check_output("systemctl stop opengram")
+    try:
+        status, _ = fetch(site, "/api/v1/events/stream?token=" + site.token)
+        assert status in (502, 503, 504), status
+    finally:
+        site.host.check_output("systemctl start opengram")
+        wait_until_healthy(site)
     logs = site.host.run("journalctl --no-pager -o cat 2>/dev/null; cat /var/log/nginx/*.log 2>/dev/null;"
                          " cat /var/log/caddy/*.log 2>/dev/null").stdout
     assert len(logs) > 1000, "no logs to look at"
