@@ -20,7 +20,7 @@ import urllib.parse
 import pytest
 
 import playbook as playbooks
-from conftest import ansible_json, run_playbook
+from conftest import ansible_json, host_instance_secret, run_playbook
 from playbook import recap
 
 HOME = "/var/lib/opengram"
@@ -339,8 +339,9 @@ def test_uninstall_keeps_the_data_and_site_yml_brings_it_all_back(site, stored, 
     for url in ("http://%s/" % site.domain, "https://%s/" % site.domain, "http://%s:3000/" % site.domain):
         refused = site.client.run("curl --silent --max-time 5 --insecure --output /dev/null %s", url)
         assert refused.rc == 7, "%s still answers (curl exit %d)" % (url, refused.rc)
-    for gone in ("/etc/opengram", "/opt/opengram"):
-        assert not host.file(gone).exists, gone
+    assert not host.file("/opt/opengram").exists
+    # Of /etc/opengram only the instance secret stays (agents keep theirs).
+    assert host.check_output("ls -A /etc/opengram") == "instance-secret"
     if site.proxy == "caddy":
         caddyfile = host.file("/etc/caddy/Caddyfile").content_string
         assert site.domain not in caddyfile and "file_server" in caddyfile, "not the stock Caddyfile"
@@ -362,6 +363,7 @@ def test_uninstall_keeps_the_data_and_site_yml_brings_it_all_back(site, stored, 
     run = run_playbook("--limit", site.name)
     assert run.returncode == 0, output(run)
     assert health(site)["version"] == site.version
+    assert host_instance_secret(host) == site.token, "the reinstall answers to another secret"
     assert_intact(site, stored)
 
 
@@ -379,9 +381,13 @@ def test_restore_onto_a_fresh_install_brings_back_the_data(site, stored, lifecyc
     host = site.host
     host.check_output("rm -rf %s", BACKUPS)
     assert not host.file(HOME).exists and not host.user("opengram").exists
+    assert not host.file("/etc/opengram").exists, "purged, yet the instance secret is left"
 
     run = run_playbook("--limit", site.name)
     assert run.returncode == 0, output(run)
+    # A fresh install makes a new instance secret: the agents (and these checks) take it.
+    old_token, site.token = site.token, host_instance_secret(host)
+    assert site.token and site.token != old_token
     assert not set(stored["chats"]) & set(chats(site)), "the fresh install still has the old chats"
 
     run = playbook("restore.yml", "--limit", site.name, "-e", "opengram_restore_archive=%s" % archive)
