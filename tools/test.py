@@ -13,8 +13,15 @@ scenario, the time of each molecule phase (create, prepare, converge,
 idempotence, verify, destroy) and, for a failing one, which checks or tasks
 failed with their first assertion line; the last line is 'N passed, N failed'.
 
+Scenarios run two at a time (--jobs, or OGD_TEST_JOBS): each has its own
+containers and network, and much of a scenario's time is waiting (boot,
+ACME, the native build of the real release on one host); the longest
+(`real`) starts first. With more than one job a scenario's output is printed
+whole when it ends, so the log stays readable.
+
   python3 tools/test.py                  # everything
   python3 tools/test.py --only molecule --scenario caddy
+  python3 tools/test.py --jobs 1         # one scenario at a time, streamed
 """
 
 from __future__ import annotations
@@ -24,7 +31,10 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -154,10 +164,60 @@ class MoleculeLog:
         return lines
 
 
+# Scenarios known to take longest start first, so the pool ends together.
+LONGEST_FIRST = ("real", "nginx", "fleet", "caddy")
+_PRINT = threading.Lock()
+
+
+def scenario_order(names: list[str]) -> list[str]:
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    return sorted(names, key=lambda n: (rank.get(n, len(rank)), n))
+
+
+def run_quiet(name: str, cmd: list[str], env: dict[str, str], log: MoleculeLog) -> bool:
+    """Run ``cmd`` with its output captured (timestamps per line fed to ``log``);
+    print it whole, framed by the usual ==> / <== lines, when it ends."""
+    started = time.monotonic()
+    with _PRINT:
+        print(f"==> {name}: started ({' '.join(cmd)}); its output follows when it ends", flush=True)
+    with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as out:
+        with subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, errors="replace", bufsize=1) as proc:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                out.write(line)
+                log.feed(line, time.monotonic())
+            code = proc.wait()
+        log.close(time.monotonic())
+        out.seek(0)
+        with _PRINT:
+            print(f"==> {name}: output", flush=True)
+            for line in out:
+                sys.stdout.write(line)
+            print(f"<== {name}: {'ok' if code == 0 else f'FAILED (exit {code})'} in "
+                  f"{time.monotonic() - started:.0f} s", flush=True)
+    return code == 0
+
+
+def run_scenarios(names: list[str], env: dict[str, str], jobs: int) -> list[tuple[str, bool, list[str]]]:
+    """`molecule test` for each scenario, `jobs` at a time; (name, ok, summary lines) in order."""
+    def one(scenario: str) -> tuple[str, bool, list[str]]:
+        log = MoleculeLog()
+        cmd = ["molecule", "test", "-s", scenario]
+        ok = (run(f"molecule {scenario}", cmd, env, log) if jobs == 1
+              else run_quiet(f"molecule {scenario}", cmd, env, log))
+        return scenario, ok, log.summary(f"molecule {scenario}", ok)
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        return list(pool.map(one, scenario_order(names)))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", choices=STAGES, action="append", help="run only these stages")
     parser.add_argument("--scenario", action="append", help="molecule scenarios to run (default: all)")
+    parser.add_argument("--jobs", type=int, default=int(os.environ.get("OGD_TEST_JOBS", "2")),
+                        help="molecule scenarios run at the same time (default 2, or $OGD_TEST_JOBS)")
     args = parser.parse_args(argv)
     stages = args.only or list(STAGES)
 
@@ -176,15 +236,16 @@ def main(argv: list[str] | None = None) -> int:
         code_ok = run("pytest", ["python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests", "bench/tests"], env)
         results.append(("pytest", code_ok))
     if "molecule" in stages:
+        runnable = []
         for scenario in args.scenario or scenarios():
             reason = skip_reason(scenario)
             if reason:
                 print(f"==> molecule {scenario}: skipped: {reason}", flush=True)
-                continue
-            log = MoleculeLog()
-            ok = run(f"molecule {scenario}", ["molecule", "test", "-s", scenario], env, log)
+            else:
+                runnable.append(scenario)
+        for scenario, ok, summary in run_scenarios(runnable, env, args.jobs):
             results.append((f"molecule {scenario}", ok))
-            summaries += log.summary(f"molecule {scenario}", ok)
+            summaries += summary
 
     if "bench" in stages and (ROOT / "bench" / "run.py").exists():
         results.append(("bench smoke", run("bench smoke", ["python3", "bench/run.py", "--smoke"], env)))

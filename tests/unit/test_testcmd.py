@@ -9,6 +9,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from tools import test  # noqa: E402
 from tools.test import MoleculeLog  # noqa: E402
 
 OUTPUT = """\
@@ -71,3 +72,29 @@ def test_ok_summary_is_one_line():
     assert len(feed(OUTPUT).summary("molecule caddy", True)) == 1
     assert feed("").summary("x", False) == [
         "x: FAILED; phases (s): none seen", "    (no failed check found in the output; see above)"]
+
+
+def test_scenarios_run_two_at_a_time_longest_first_each_printed_whole(tmp_path, capsys):
+    import os
+    fake = tmp_path / "molecule"
+    # A stand-in for molecule: prints a phase line, waits for its partner
+    # (both scenarios must be running at once), fails for "nginx".
+    fake.write_text("#!/bin/sh\n"
+                    "echo \"INFO     [$3 > create] Executing\"\n"
+                    "touch \"$OGD_FAKE_DIR/$3\"\n"
+                    "for i in $(seq 100); do [ $(ls \"$OGD_FAKE_DIR\" | wc -l) -ge 2 ] && break; sleep 0.05; done\n"
+                    "echo \"running: $(ls \"$OGD_FAKE_DIR\" | wc -l)\"\n"
+                    "[ \"$3\" != nginx ]\n")
+    fake.chmod(0o755)
+    (tmp_path / "seen").mkdir()
+    env = dict(os.environ, PATH=f"{tmp_path}:{os.environ['PATH']}", OGD_FAKE_DIR=str(tmp_path / "seen"))
+    results = test.run_scenarios(["caddy", "nginx", "real"], env, jobs=2)
+    assert [(name, ok) for name, ok, _ in results] == [("real", True), ("nginx", False), ("caddy", True)]
+    out = capsys.readouterr().out
+    assert "running: 2" in out, "the first two scenarios did not run at the same time"
+    # each scenario's output is one block, between its own ==> and <== lines
+    for name in ("real", "nginx", "caddy"):
+        block = out.split(f"==> molecule {name}: output\n", 1)[1].split(f"<== molecule {name}:", 1)[0]
+        assert f"[{name} > create] Executing" in block
+        assert all(f"[{other} > " not in block for other in ("real", "nginx", "caddy") if other != name)
+    assert "<== molecule nginx: FAILED (exit 1)" in out
