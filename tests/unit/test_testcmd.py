@@ -88,8 +88,12 @@ def test_scenarios_run_two_at_a_time_longest_first_each_printed_whole(tmp_path, 
     fake.chmod(0o755)
     (tmp_path / "seen").mkdir()
     env = dict(os.environ, PATH=f"{tmp_path}:{os.environ['PATH']}", OGD_FAKE_DIR=str(tmp_path / "seen"))
-    results = test.run_scenarios(["caddy", "nginx", "real"], env, jobs=2)
-    assert [(name, ok) for name, ok, _ in results] == [("real", True), ("nginx", False), ("caddy", True)]
+    results = test.run_scenarios(["caddy", "nginx", "real"], env, jobs=2,
+                                 extra=[("bench smoke", ["sh", "-c", "echo bench ran; exit 3"])])
+    assert [(name, ok) for name, ok, _ in results] == [
+        ("molecule real", True), ("molecule nginx", False), ("molecule caddy", True), ("bench smoke", False)]
+    assert results[1][2][0].startswith("molecule nginx: FAILED; phases (s): create")
+    assert results[3][2] == [], "only scenarios have a phase summary"
     out = capsys.readouterr().out
     assert "running: 2" in out, "the first two scenarios did not run at the same time"
     # each scenario's output is one block, between its own ==> and <== lines
@@ -98,3 +102,21 @@ def test_scenarios_run_two_at_a_time_longest_first_each_printed_whole(tmp_path, 
         assert f"[{name} > create] Executing" in block
         assert all(f"[{other} > " not in block for other in ("real", "nginx", "caddy") if other != name)
     assert "<== molecule nginx: FAILED (exit 1)" in out
+    assert "bench ran" in out.split("==> bench smoke: output\n", 1)[1]
+    assert "<== bench smoke: FAILED (exit 3)" in out
+
+
+def test_the_stand_in_twins_of_real_are_left_out_only_when_real_runs(tmp_path, monkeypatch):
+    package = tmp_path / "opengram.tgz"
+    monkeypatch.setenv("OGD_REAL_PACKAGE", str(package))
+    everything = ["caddy", "fleet", "nginx", "real"]
+    # no tarball: real is skipped, so caddy and nginx run
+    assert test.skip_reason("real") and not test.left_out("caddy", everything, named=False)
+    package.write_bytes(b"packed")
+    assert test.skip_reason("real") is None
+    assert "real-caddy" in test.left_out("caddy", everything, named=False)
+    assert "real-nginx" in test.left_out("nginx", everything, named=False)
+    assert test.left_out("fleet", everything, named=False) is None
+    # named with --scenario, or real not in this run: they run
+    assert test.left_out("caddy", everything, named=True) is None
+    assert test.left_out("caddy", ["caddy", "fleet"], named=False) is None
