@@ -531,9 +531,7 @@ def ensure_base_image(force: bool = False) -> str:
             _docker_import(rootfs, want)
         finally:
             remove_rootfs(rootfs)
-        new_id = image_id(BASE_IMAGE)
-        if old_id and new_id and old_id != new_id:
-            _remove_if_untagged(old_id)
+        _drop_superseded(BASE_IMAGE, old_id)
         done(f"built {BASE_IMAGE} ({reason}; debootstrap {t_boot:.0f} s, "
              f"recipe {want[:12]})")
         return BASE_IMAGE
@@ -554,6 +552,14 @@ def _docker_import(rootfs: Path, recipe_hash: str) -> None:
     if tar_rc != 0 or imp.returncode != 0:
         raise HostPrepError(f"tar | docker import failed (tar {tar_rc}, import "
                             f"{imp.returncode}); log: {log}\n{tail(log)}")
+
+
+def _drop_superseded(image: str, old_id: str | None) -> None:
+    """After a rebuild of ``image``: drop the image it replaced (``old_id``) if
+    nothing names or uses it any more."""
+    new_id = image_id(image)
+    if old_id and new_id and old_id != new_id:
+        _remove_if_untagged(old_id)
 
 
 def _remove_if_untagged(iid: str) -> None:
@@ -765,9 +771,7 @@ def ensure_pkgs_image(force: bool = False) -> str:
         finally:
             subprocess.run(["docker", "rm", "-f", builder], stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
-        new_id = image_id(PKGS_IMAGE)
-        if old_id and new_id and old_id != new_id:
-            _remove_if_untagged(old_id)
+        _drop_superseded(PKGS_IMAGE, old_id)
         done(f"built {PKGS_IMAGE} ({reason}; {len(packages)} packages, "
              f"{time.monotonic() - t0:.0f} s, key {want[:12]})")
         return PKGS_IMAGE

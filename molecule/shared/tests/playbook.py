@@ -36,3 +36,25 @@ def recap(text, host):
     """The PLAY RECAP counters of one host, e.g. {'ok': 30, 'changed': 0, ...}."""
     line = next(l for l in reversed(text.splitlines()) if l.strip().startswith(host + " ") and "ok=" in l)
     return {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", line)}
+
+
+def task_statuses(stdout, task):
+    """The status lines (ok/changed/skipping/fatal) printed for one task."""
+    lines = stdout.splitlines()
+    statuses = []
+    for i, line in enumerate(lines):
+        if line.startswith("TASK [%s]" % task):
+            for follow in lines[i + 1:]:
+                if follow.startswith(("TASK [", "RUNNING HANDLER [", "PLAY [")):
+                    break
+                if re.match(r"^(ok|changed|skipping|fatal):", follow):
+                    statuses.append(follow.split(":", 1)[0])
+    return statuses
+
+
+def assert_secrets_absent(site, run, what):
+    """Neither the instance secret nor the access password in what a run printed."""
+    assert site.token, "the scenario has no instance secret to look for"
+    assert site.token not in output(run), "the instance secret leaked in %s" % what
+    assert not site.access_password or site.access_password not in output(run), \
+        "the access password leaked in %s" % what  # issue 11

@@ -19,7 +19,7 @@ import time
 import pytest
 
 from conftest import PROJECT, run_playbook, skip_unless_scenario_flag
-from playbook import output, playbook_argv, playbook_env
+from playbook import assert_secrets_absent, output, playbook_argv, playbook_env, task_statuses
 
 RECOVERY_LIMIT = 15.0
 BLOCK_TABLE = "ogd_test_acme_block"
@@ -147,10 +147,16 @@ def test_interrupted_run_then_next_run_converges(site, record_property):
         # Converged means running with what the files say, not just files in place.
         assert running_env(site)["OPENGRAM_WRITE_RATE_LIMIT_MAX"] == str(changed["opengram_write_rate_limit_max"])
     finally:
-        restored = run_playbook("--limit", site.name)
+        # Back to the inventory: this run rewrites opengram.env, at -vvv with
+        # --diff, the one place a diff of the file would show the secret.
+        restored = run_playbook("--limit", site.name, "-vvv", "--diff")
     assert restored.returncode == 0, output(restored)[-3000:]
     assert running_env(site)["OPENGRAM_WRITE_RATE_LIMIT_MAX"] == str(site.rate_max)
     assert https_ok(site)
+    assert "changed" in task_statuses(restored.stdout, "opengram : Template opengram.env"), \
+        "opengram.env did not change: the --diff case was not exercised"
+    assert_secrets_absent(site, restored, "a --diff of opengram.env at -vvv")
+    assert site.host.file("/etc/opengram/opengram.env").contains("OPENGRAM_WRITE_RATE_LIMIT_MAX=%d$" % site.rate_max)
 
 
 # Per proxy: the variable that adds raw directives, one that adds a response
