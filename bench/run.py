@@ -296,9 +296,11 @@ def nginx_variant(site: str, port: int = KEEPALIVE_PORT) -> tuple[str, str, str]
     header = "# BENCH ONLY (bench/run.py): our site's TLS server on another port, "
     if site_has_upstream_keepalive(site):
         upstream = re.search(r"upstream\s+\S+\s*\{[^}]*?\bserver\s+([\d.]+:\d+)", site).group(1)
+        # Every location of the TLS server (the access gate gives the API, the
+        # event stream and the web app locations of their own).
         block, n = re.subn(r"proxy_pass\s+http://[A-Za-z_][\w-]*;", f"proxy_pass http://{upstream};",
                            block)
-        if n != 1:
+        if n == 0:
             raise BenchError("our rendered nginx site does not have the expected proxy_pass")
         return ("ours-nginx-no-keepalive", "our nginx without upstream keepalive (as at 93b00d9)",
                 header + "without the upstream keepalive.\n" + block + "\n")
@@ -314,15 +316,31 @@ def nginx_variant(site: str, port: int = KEEPALIVE_PORT) -> tuple[str, str, str]
             "}\n\n" + block + "\n")
 
 
+def _braced_end(conf: str, opening: int) -> int:
+    """Index just past the `}` that closes the `{` at ``opening``."""
+    depth = 0
+    for i in range(opening, len(conf)):
+        depth += {"{": 1, "}": -1}.get(conf[i], 0)
+        if depth == 0:
+            return i + 1
+    raise BenchError("unbalanced braces in our rendered nginx site")
+
+
 def nginx_ceiling(site: str, port: int = CEILING_PORT) -> str:
     """Our rendered nginx site's TLS server block on another port, answering the
-    health path itself: what TLS termination alone costs (bench only)."""
+    health path itself: what TLS termination alone costs (bench only). The site's
+    own health location (the access gate gives it one) becomes the answer; without
+    one, the answer goes before `location /`."""
     block = _tls_block_on(site, port)
-    answer = ("    location = /api/v1/health {\n        default_type application/json;\n"
-              f"        return 200 '{CEILING_BODY}';\n    }}\n\n    location / {{")
-    block, n = re.subn(r"    location / \{", lambda _: answer, block, count=1)
-    if n != 1:
-        raise BenchError("our rendered nginx site has no `location /` in its TLS server")
+    answer = ("location = /api/v1/health {\n        default_type application/json;\n"
+              f"        return 200 '{CEILING_BODY}';\n    }}")
+    own = re.search(r"location\s*=\s*/api/v1/health\s*\{", block)
+    if own:
+        block = block[:own.start()] + answer + block[_braced_end(block, own.end() - 1):]
+    else:
+        block, n = re.subn(r"    location / \{", lambda _: "    " + answer + "\n\n    location / {", block, count=1)
+        if n != 1:
+            raise BenchError("our rendered nginx site has no `location /` in its TLS server")
     return "# BENCH ONLY (bench/run.py): TLS-only ceiling, our TLS server answering itself.\n" + block + "\n"
 
 
@@ -637,7 +655,9 @@ def install_nginx_variant() -> BenchPath:
     nginx = PROXY_HOSTS[1].name
     site = dexec(nginx, "cat", "/etc/nginx/sites-available/opengram").stdout
     name, label, conf = nginx_variant(site)
-    dexec(nginx, "sh", "-c", "cat > /etc/nginx/sites-enabled/ogdbench-variant", input=conf)
+    # Named to sort after our site: nginx reads sites-enabled/ in name order, and
+    # the server block uses the log format and zones our site file defines.
+    dexec(nginx, "sh", "-c", "cat > /etc/nginx/sites-enabled/zz-ogdbench-variant", input=conf)
     dexec(nginx, "nginx", "-t")
     dexec(nginx, "systemctl", "reload", "nginx")
     return variant_path(name, label)
@@ -647,7 +667,7 @@ def install_ceilings() -> list[BenchPath]:
     """The TLS-only ceilings on our Caddy and our nginx hosts (CEILING_PORT)."""
     caddy, nginx = PROXY_HOSTS[0], PROXY_HOSTS[1]
     site = dexec(nginx.name, "cat", "/etc/nginx/sites-available/opengram").stdout
-    dexec(nginx.name, "sh", "-c", "cat > /etc/nginx/sites-enabled/ogdbench-ceiling", input=nginx_ceiling(site))
+    dexec(nginx.name, "sh", "-c", "cat > /etc/nginx/sites-enabled/zz-ogdbench-ceiling", input=nginx_ceiling(site))
     dexec(nginx.name, "nginx", "-t")
     dexec(nginx.name, "systemctl", "reload", "nginx")
     found = dexec(caddy.name, "sh", "-c", "find /var/lib/caddy -name '%s.crt' -o -name '%s.key' | sort"

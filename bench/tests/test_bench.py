@@ -76,6 +76,17 @@ def test_variant_removes_keepalive_from_a_site_with_it():
     assert out.count("server {") == 1
 
 
+def test_variant_removes_keepalive_from_every_location_of_a_gated_site():
+    # The access gate puts the API, the event stream and the web app in
+    # locations of their own, each with its proxy_pass.
+    gated = KEEPALIVE_SITE.replace(
+        "    location / {", "    location /api/ {\n        proxy_pass http://opengram_upstream;\n    }\n\n    location / {")
+    name, _, out = run.nginx_variant(gated, port=8443)
+    assert name == "ours-nginx-no-keepalive"
+    assert "location /api/ {" in out and out.count("proxy_pass http://127.0.0.1:3000;") >= 2
+    assert "opengram_upstream" not in out
+
+
 def test_nginx_ceiling_answers_health_itself_over_the_same_tls():
     out = run.nginx_ceiling(KEEPALIVE_SITE, port=8444)
     assert out.count("server {") == 1 and "listen 8444 ssl;" in out and "listen 443" not in out
@@ -85,6 +96,17 @@ def test_nginx_ceiling_answers_health_itself_over_the_same_tls():
     assert "acme-challenge" not in out
     with pytest.raises(run.BenchError):
         run.nginx_ceiling(KEEPALIVE_SITE.replace("    location / {\n        proxy_pass", "    location /x {\n        proxy_pass"))
+
+
+def test_nginx_ceiling_replaces_the_gated_sites_own_health_location():
+    gated = KEEPALIVE_SITE.replace(
+        "    location / {", "    location = /api/v1/health {\n        proxy_pass http://opengram_upstream;\n"
+        "        if ($x) { return 403; }\n    }\n\n    location / {")
+    out = run.nginx_ceiling(gated, port=8444)
+    assert out.count("location = /api/v1/health {") == 1, "a second health location: nginx -t refuses it"
+    health = out.index("location = /api/v1/health {")
+    assert "return 200 '%s';" % run.CEILING_BODY in out[health:out.index("location / {")]
+    assert "if ($x)" not in out and out.count("{") == out.count("}")
 
 
 def test_caddy_ceiling_uses_the_given_certificate_without_redirects():
