@@ -15,7 +15,7 @@ import tempfile
 
 import pytest
 
-from conftest import basic_auth, host_instance_secret, run_playbook, skip_unless_scenario_flag
+from conftest import basic_auth, host_instance_secret, run_playbook
 from playbook import output
 
 BOOTSTRAP = "window.__OPENGRAM_BOOTSTRAP__"
@@ -214,7 +214,7 @@ def test_nginx_slows_failed_logins_per_client(nginx_site):
     assert fetch(site, "/")[0] == 401
 
 
-# ---- other modes: they re-run the playbook, so they run where ogd_test_safety_checks is on ----------
+# ---- other modes (they re-run the playbook; every scenario, issue 11) ---------------------------
 
 
 def _vars_file(values):
@@ -240,7 +240,6 @@ def client_address(client):
 def test_caddy_networks_mode_and_secret_rotation(caddy_site):
     """networks + password: the allowed client works (with the password), the other gets 403
     everywhere but health. The same run rotates the secret: old refused, new accepted."""
-    skip_unless_scenario_flag("ogd_test_safety_checks")
     site = caddy_site
     old = site.token
     new = "og_" + base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
@@ -272,7 +271,6 @@ def test_caddy_networks_mode_and_secret_rotation(caddy_site):
 
 
 def test_nginx_public_mode_warns_and_serves_as_before(nginx_site):
-    skip_unless_scenario_flag("ogd_test_safety_checks")
     site = nginx_site
     run = _run_with(site, {"opengram_access_modes": ["public"]})
     try:
