@@ -263,17 +263,19 @@ def parse_recap(output: str) -> dict[str, dict[str, int]]:
     return recap
 
 
+def _braced_end(conf: str, opening: int) -> int:
+    """Index just past the `}` that closes the `{` at ``opening``."""
+    depth = 0
+    for i in range(opening, len(conf)):
+        depth += {"{": 1, "}": -1}.get(conf[i], 0)
+        if depth == 0:
+            return i + 1
+    raise BenchError("unbalanced braces in our rendered nginx site")
+
+
 def server_blocks(conf: str) -> list[str]:
     """The top-level `server { ... }` blocks of an nginx file (braces matched)."""
-    blocks = []
-    for m in re.finditer(r"(?m)^server\s*\{", conf):
-        depth = 0
-        for i in range(m.end() - 1, len(conf)):
-            depth += {"{": 1, "}": -1}.get(conf[i], 0)
-            if depth == 0:
-                blocks.append(conf[m.start():i + 1])
-                break
-    return blocks
+    return [conf[m.start():_braced_end(conf, m.end() - 1)] for m in re.finditer(r"(?m)^server\s*\{", conf)]
 
 
 def site_has_upstream_keepalive(site: str) -> bool:
@@ -314,16 +316,6 @@ def nginx_variant(site: str, port: int = KEEPALIVE_PORT) -> tuple[str, str, str]
             f"    server 127.0.0.1:{m.group(1)};\n"
             "    keepalive 16;\n"
             "}\n\n" + block + "\n")
-
-
-def _braced_end(conf: str, opening: int) -> int:
-    """Index just past the `}` that closes the `{` at ``opening``."""
-    depth = 0
-    for i in range(opening, len(conf)):
-        depth += {"{": 1, "}": -1}.get(conf[i], 0)
-        if depth == 0:
-            return i + 1
-    raise BenchError("unbalanced braces in our rendered nginx site")
 
 
 def nginx_ceiling(site: str, port: int = CEILING_PORT) -> str:

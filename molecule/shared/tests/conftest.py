@@ -51,8 +51,9 @@ def ansible_json(pattern, expression):
 def skip_unless_scenario_flag(flag):
     """Skip unless the scenario turns `flag` on for an Opengram host. The
     checks that re-run site.yml on one host (faults, the playbook-output and
-    bad-config checks of test_hardening, test_convergence) are switched on where each proxy is proven once:
-    `real` (both proxies, the real release) or, where it cannot run, its
+    bad-config checks of test_hardening, test_convergence) are switched on
+    where each proxy is proven once: `real` (both proxies, the real release)
+    or, where it cannot run, its
     stand-in twins `caddy` and `nginx`. Elsewhere (fleet, upgrade) they would
     prove the same thing again per host, at a minute or more per run."""
     if not any(ansible_json("opengram", "%s | default(false) | bool" % flag).values()):

@@ -5,8 +5,9 @@ killed midway, and the ACME CA unreachable while a certificate is renewed.
 Each test cleans up after itself and leaves the host converged. Times are
 measured by polling (no fixed sleeps) and printed / recorded.
 
-They run where the scenario sets `ogd_test_safety_checks: true` (caddy and
-nginx): they restart the hosts and converge them again, slow with many hosts.
+They run where the scenario sets `ogd_test_safety_checks: true` (real, or its
+stand-in twins caddy and nginx): they restart the hosts and converge them
+again, slow with many hosts.
 """
 
 import contextlib
