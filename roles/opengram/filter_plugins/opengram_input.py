@@ -1,0 +1,493 @@
+"""Input checks of the preflight (tasks/validate.yml): every variable of every
+role, and the rules that span variables.
+
+Each problem is one message that names the variable, shows the bad value
+(never a secret: those are named only) and says what to write instead. The
+variables of every role and their types come from the roles' own
+meta/argument_specs.yml (one source of truth); formats and ranges the specs
+cannot say are in RULES below. Runs on the controller.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import ipaddress
+import re
+from pathlib import Path
+
+ROLES_DIR = Path(__file__).resolve().parents[2]
+PREFIXES = ("opengram_", "caddy_", "nginx_", "certbot_")
+
+# ---- what a deployment owns: no extra may override it -------------------------
+# Environment entries templates/etc/opengram/opengram.env.j2 writes, and those
+# `opengram start` or the unit set for the server itself.
+OWNED_ENV = {
+    "OPENGRAM_HOME": "opengram_home",
+    "OPENGRAM_SERVER_PORT": "opengram_port",
+    "OPENGRAM_PUBLIC_BASE_URL": "opengram_public_base_url",
+    "OPENGRAM_TRUST_PROXY_HEADERS": "opengram_proxy (true behind caddy or nginx)",
+    "OPENGRAM_WRITE_RATE_LIMIT_MAX": "opengram_write_rate_limit_max",
+    "OPENGRAM_WRITE_RATE_LIMIT_WINDOW_MS": "opengram_write_rate_limit_window_ms",
+    "OPENGRAM_INSTANCE_SECRET": "opengram_instance_secret",
+    "OPENGRAM_CONFIG_PATH": "opengram_home (the config file is $OPENGRAM_HOME/opengram.config.json)",
+    "OPENGRAM_DATA_ROOT": "opengram_home",
+    "DATABASE_URL": "opengram_home",
+    "OPENGRAM_MIGRATIONS_DIR": "opengram_version (the release's own migrations)",
+    "NODE_ENV": "the service unit (production)",
+}
+# Keys of opengram.config.json the role owns (vars/main.yml), as dotted paths.
+OWNED_CONFIG = {
+    "server.port": "opengram_port",
+    "server.publicBaseUrl": "opengram_public_base_url",
+    "maxUploadBytes": "opengram_upload_max_bytes",
+    "agents": "opengram_agents",
+    "models": "opengram_models",
+    "security.readEndpointsRequireInstanceSecret": "the access gate (always true)",
+    "security.instanceSecret": "opengram_instance_secret",
+    "security.instanceSecretEnabled": "opengram_instance_secret (always on)",
+}
+# Directories a path variable may not be (the role creates, chowns and, on
+# uninstall, deletes its directories).
+SYSTEM_DIRS = {"/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib64", "/media", "/mnt", "/opt", "/proc",
+               "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/var", "/usr/bin", "/usr/lib",
+               "/usr/local", "/usr/local/bin", "/usr/local/sbin", "/usr/sbin", "/usr/share", "/var/backups",
+               "/var/cache", "/var/lib", "/var/log", "/var/tmp", "/var/www", "/etc/ssl", "/etc/systemd",
+               "/etc/nginx", "/etc/caddy", "/etc/letsencrypt"}
+
+SAFE_PATH = re.compile(r"^(/[A-Za-z0-9._@+-]+)+$")
+URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~%/+-]*)?$")
+NPM_NAME = re.compile(r"^(@[a-z0-9][a-z0-9._~-]*/)?[a-z0-9][a-z0-9._~-]*$")
+DEB_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
+HEADER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+# name: (regex, what it must be, example). Strings that reach a config file, a
+# unit or a command line: no quotes, spaces, newlines, braces or semicolons.
+FORMATS = {
+    "opengram_user": (r"^[a-z_][a-z0-9_-]{0,31}$", "a system user name (lower case letters, digits, _ or -)", "opengram"),
+    "opengram_group": (r"^[a-z_][a-z0-9_-]{0,31}$", "a system group name (lower case letters, digits, _ or -)", "opengram"),
+    "opengram_service_name": (r"^[a-z0-9][a-z0-9_-]{0,63}$", "a systemd unit name (letters, digits, _ or -, without .service)",
+                              "opengram"),
+    "opengram_npm_package": (NPM_NAME.pattern, "an npm package name", "'@opengramsh/opengram'"),
+    "opengram_npm_registry": (r"^(|" + URL.pattern[1:-1] + r")$", "empty or the http(s):// URL of an npm registry",
+                              "https://registry.npmjs.org/"),
+    "opengram_acme_directory": (URL.pattern, "the https:// URL of an ACME directory",
+                                "https://acme-v02.api.letsencrypt.org/directory"),
+    "opengram_public_base_url": (URL.pattern, "a plain URL (scheme, host, optional port and path)",
+                                 "https://chat.example.com"),
+    "opengram_trusted_proxy_header": (HEADER.pattern, "an HTTP header name (letters, digits and -)", "X-Real-IP"),
+    "opengram_selfcheck_from": (r"^[A-Za-z0-9._-]+$", "an inventory host name", "localhost"),
+    "caddy_basic_auth_realm": (r"^[A-Za-z0-9 ._-]{1,64}$", "a realm of letters, digits, spaces, . _ or -", "Opengram"),
+    "nginx_basic_auth_realm": (r"^[A-Za-z0-9 ._-]{1,64}$", "a realm of letters, digits, spaces, . _ or -", "Opengram"),
+    "nginx_ssl_protocols": (r"^TLSv1\.[23]( TLSv1\.[23])?$", "TLSv1.2 and/or TLSv1.3 (older ones are broken)",
+                            "'TLSv1.2 TLSv1.3'"),
+    "nginx_ssl_ecdh_curve": (r"^[A-Za-z0-9_-]+(:[A-Za-z0-9_-]+)*$", "curve names joined by :",
+                             "'X25519:prime256v1:secp384r1'"),
+    "nginx_ssl_ciphers": (r"^[A-Za-z0-9_!+@=-]+(:[A-Za-z0-9_!+@=-]+)*$", "OpenSSL cipher names joined by :",
+                          "the default (Mozilla intermediate)"),
+    "nginx_real_ip_header": (HEADER.pattern, "an HTTP header name", "X-Real-IP"),
+    "nginx_proxy_read_timeout": (r"^[0-9]+(ms|s|m|h|d)?$", "an nginx time (a number with ms, s, m, h or d)", "1h"),
+    "nginx_proxy_send_timeout": (r"^[0-9]+(ms|s|m|h|d)?$", "an nginx time (a number with ms, s, m, h or d)", "1h"),
+    "nginx_auth_failure_rate": (r"^[1-9][0-9]*r/[sm]$", "a rate such as 6r/m (per minute) or 1r/s", "6r/m"),
+    "certbot_cert_name": (r"^[A-Za-z0-9][A-Za-z0-9.-]*$", "a certificate lineage name (letters, digits, . and -)",
+                          "chat.example.com"),
+}
+# name: (lowest, highest, what it counts, example); numbers given as strings
+# (-e name=value) are accepted when whole.
+RANGES = {
+    "opengram_health_timeout": (1, 3600, "seconds", 60),
+    "opengram_selfcheck_timeout": (1, 3600, "seconds", 120),
+    "opengram_selfcheck_sse_seconds": (0.1, 60, "seconds", 2),
+    "opengram_backup_keep": (0, 10000, "archives (0 keeps every archive)", 5),
+    "opengram_nodejs_min_major": (20, 99, "a Node.js major version (Opengram needs 20 or newer)", 20),
+    "opengram_nodesource_major": (20, 99, "a Node.js major version", 22),
+    "caddy_hsts_max_age": (0, 63072000, "seconds (0 turns HSTS off)", 31536000),
+    "nginx_hsts_max_age": (0, 63072000, "seconds (0 turns HSTS off)", 31536000),
+    "nginx_auth_failure_burst": (0, 1000, "failed logins", 5),
+}
+PATHS = ("opengram_home", "opengram_config_dir", "opengram_install_dir", "opengram_backup_dir",
+         "nginx_acme_webroot", "certbot_webroot", "certbot_byo_dir")
+# Whole numbers with messages of their own (the tests quote them).
+WHOLE = {
+    "opengram_upload_max_bytes": "must be a positive whole number of bytes (no unit), e.g. "
+                                 "opengram_upload_max_bytes: 50000000 for 50 MB.",
+    "opengram_write_rate_limit_max": "must be a positive whole number of requests (0 would refuse every write), "
+                                     "e.g. opengram_write_rate_limit_max: 100",
+    "opengram_write_rate_limit_window_ms": "must be a positive whole number of milliseconds, e.g. "
+                                           "opengram_write_rate_limit_window_ms: 1000",
+}
+BOOL_WORDS = {"true", "false", "yes", "no", "on", "off", "1", "0"}
+MIN_SECRET_LENGTH = 16
+
+
+@functools.lru_cache(maxsize=None)
+def _specs():
+    """{variable: spec} from every role's meta/argument_specs.yml (all entry points)."""
+    import yaml
+
+    found = {}
+    for path in sorted(ROLES_DIR.glob("*/meta/argument_specs.yml")):
+        for entry in (yaml.safe_load(path.read_text()) or {}).get("argument_specs", {}).values():
+            for name, spec in (entry.get("options") or {}).items():
+                found.setdefault(name, spec or {})
+    return found
+
+
+def _whole(value):
+    """The int in value (an int, or a string of digits with an optional sign), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and re.match(r"^-?[0-9]+$", value.strip()):
+        return int(value)
+    return None
+
+
+def _number(value):
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return value
+    try:
+        return float(str(value))
+    except ValueError:
+        return None
+
+
+def _type_problem(name, value, spec):
+    kind = spec.get("type", "str")
+    shown = "%s=%r" % (name, value)
+    if kind == "bool" and not (isinstance(value, bool) or str(value).lower() in BOOL_WORDS):
+        return "%s is not a boolean. Write true or false, e.g. %s: %s" % (shown, name,
+                                                                         str(spec.get("default", True)).lower())
+    if kind == "int" and _whole(value) is None:
+        return "%s is not a whole number. Write digits only, e.g. %s: %s" % (shown, name, spec.get("default", 1))
+    if kind == "float" and _number(value) is None:
+        return "%s is not a number, e.g. %s: %s" % (shown, name, spec.get("default", 1))
+    if kind == "list" and not isinstance(value, (list, tuple)):
+        return "%s is not a list. Write a YAML list, e.g. %s: [%s]" % (shown, name, "...")
+    if kind == "dict" and not isinstance(value, dict):
+        return "%s is not a mapping. Write a YAML mapping, e.g. %s: {KEY: value}" % (shown, name)
+    if kind in ("str", "path") and isinstance(value, (list, dict)):
+        return "%s is a %s, not a single value. Write one value, e.g. %s: %s" % (
+            shown, type(value).__name__, name, spec.get("default", "..."))
+    if kind == "list" and spec.get("elements") == "str" and any(isinstance(v, (list, dict)) for v in value):
+        return "%s must be a list of plain values (no nested lists or mappings)." % shown
+    if kind == "list" and spec.get("elements") == "dict" and name not in ("opengram_access_users",) \
+            and any(not isinstance(v, dict) for v in value):
+        return "%s must be a list of mappings, e.g. %s: [{id: ..., name: ...}]" % (shown, name)
+    return None
+
+
+def _network_problems(networks, var, everyone_means):
+    """Messages for a list of CIDR ranges; none may add up to every address."""
+    problems, parsed = [], []
+    if not isinstance(networks, (list, tuple)):
+        return ["%s must be a list of CIDR ranges, e.g. ['192.0.2.0/24', '2001:db8::/32']" % var]
+    for raw in networks:
+        text = str(raw).strip()
+        try:
+            if "/" not in text:
+                raise ValueError("no prefix length")
+            net = ipaddress.ip_network(text, strict=True)
+        except ValueError as exc:
+            hint = ""
+            try:
+                hint = " (did you mean %s?)" % ipaddress.ip_network(text, strict=False)
+            except ValueError:
+                pass
+            problems.append("%s entry '%s' is not a CIDR range (%s)%s. Write an address range with its prefix "
+                            "length, e.g. 192.0.2.0/24, 198.51.100.7/32 or 2001:db8::/48." % (var, text, exc, hint))
+            continue
+        parsed.append(net)
+    for version, everyone in ((4, ipaddress.ip_network("0.0.0.0/0")), (6, ipaddress.ip_network("::/0"))):
+        nets = [n for n in parsed if n.version == version]
+        if nets and everyone in list(ipaddress.collapse_addresses(nets)):
+            problems.append("%s=%s covers every IPv%d address (%s): %s"
+                            % (var, [str(n) for n in nets], version, everyone, everyone_means))
+    return problems
+
+
+# ---- access modes ------------------------------------------------------------------
+
+ACCESS_MODES = ("password", "networks", "public")
+BCRYPT_HASH = re.compile(r"^\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}$")
+STRONG_HINT = "generate one with `openssl rand -base64 24` and keep it in Ansible Vault"
+MIN_PASSWORD_LENGTH = 16
+MIN_DISTINCT_CHARACTERS = 8
+ACCESS_EVERYONE = ("that is public access. List only your own ranges (office, VPN, e.g. 192.0.2.0/24), or use "
+                   "opengram_access_modes: [public] if you really mean everyone.")
+TRUST_EVERYONE = ("then every client could name its own address in %s (the rate limit per client and the "
+                  "networks mode would mean nothing). List only the ranges of your CDN or load balancer, "
+                  "e.g. opengram_trusted_proxies: ['203.0.113.0/24'], or [] without one.")
+
+
+def _weak_password_reason(name, password):
+    """Why `password` is weak (None: strong enough)."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return "it has %d characters, fewer than %d" % (len(password), MIN_PASSWORD_LENGTH)
+    if len(set(password)) < MIN_DISTINCT_CHARACTERS:
+        return "it has only %d distinct characters, fewer than %d" % (len(set(password)), MIN_DISTINCT_CHARACTERS)
+    if name and str(name).lower() in password.lower():
+        return "it contains the user name"
+    return None
+
+
+def _user_problems(users):
+    if not isinstance(users, (list, tuple)) or not users:
+        return ["opengram_access_modes contains password but opengram_access_users is empty. Add at least one "
+                "user, e.g. opengram_access_users: [{name: alice, password: <from Vault>}] (%s), or [{name: "
+                "alice, password_hash: '$2y$...'}] (htpasswd -nB alice)." % STRONG_HINT]
+    problems, seen = [], set()
+    for index, user in enumerate(users):
+        where = "opengram_access_users[%d]" % index
+        if not isinstance(user, dict):
+            problems.append("%s must be a mapping {name, password} or {name, password_hash}." % where)
+            continue
+        name = str(user.get("name", "") or "")
+        if not re.fullmatch(r"[A-Za-z0-9._@-]{1,64}", name):
+            problems.append("%s.name='%s' is not a usable user name: use 1-64 letters, digits, . _ @ or -, "
+                            "e.g. name: alice" % (where, name))
+        elif name in seen:
+            problems.append("%s.name='%s' is listed twice: give each user once." % (where, name))
+        seen.add(name)
+        has_pw, has_hash = bool(user.get("password")), bool(user.get("password_hash"))
+        if has_pw == has_hash:
+            problems.append("%s (name '%s') needs exactly one of password (from Vault) or password_hash "
+                            "(bcrypt), not %s." % (where, name, "both" if has_pw else "neither"))
+            continue
+        if has_pw:
+            reason = _weak_password_reason(name, str(user["password"]))
+            if reason:
+                problems.append("%s.password (user '%s', value not shown) is weak: %s. Use at least %d characters "
+                                "with at least %d distinct ones, not containing the user name: %s."
+                                % (where, name, reason, MIN_PASSWORD_LENGTH, MIN_DISTINCT_CHARACTERS, STRONG_HINT))
+        elif not BCRYPT_HASH.fullmatch(str(user["password_hash"])):
+            problems.append("%s.password_hash (user '%s') is not a bcrypt hash ($2a$, $2b$ or $2y$ followed by the "
+                            "cost and 53 characters): both Caddy and nginx need bcrypt. Make one with `htpasswd -nB "
+                            "%s` (apache2-utils) or give the password instead (password: from Vault)."
+                            % (where, name, name or "alice"))
+    return problems
+
+
+def opengram_access_problems(modes, users, networks, proxy="caddy"):
+    """What is wrong with the access settings; passwords are never shown."""
+    if proxy == "none":
+        return []
+    if isinstance(modes, str) or not isinstance(modes, (list, tuple)) or not modes:
+        return ["opengram_access_modes=%r must be a non-empty list of modes: password, networks (combinable) "
+                "or public (alone), e.g. opengram_access_modes: [password]" % (modes,)]
+    problems, modes = [], [str(m) for m in modes]
+    unknown = [m for m in modes if m not in ACCESS_MODES]
+    if unknown:
+        problems.append("opengram_access_modes=%s: unknown mode(s) %s. Use password and/or networks, or public "
+                        "alone, e.g. opengram_access_modes: [password]" % (modes, unknown))
+    if "public" in modes and len(set(modes)) > 1:
+        problems.append("opengram_access_modes=%s: public is the explicit opt-out and cannot be combined with "
+                        "other modes. Use [public] alone, or drop public." % modes)
+    if "password" in modes:
+        problems.extend(_user_problems(users))
+    if "networks" in modes and not networks:
+        problems.append("opengram_access_modes contains networks but opengram_access_networks is empty. List "
+                        "the client ranges allowed in, e.g. opengram_access_networks: ['192.0.2.0/24'].")
+    if networks:
+        problems.extend(_network_problems(networks, "opengram_access_networks", ACCESS_EVERYONE))
+    return problems
+
+
+# ---- everything else ------------------------------------------------------------------
+
+def _flatten(mapping, prefix=""):
+    for key, value in mapping.items():
+        path = prefix + str(key)
+        yield path
+        if isinstance(value, dict):
+            yield from _flatten(value, path + ".")
+
+
+def _owned_problems(values):
+    problems = []
+    env = values.get("opengram_env_extra")
+    if isinstance(env, dict):
+        for key, value in env.items():
+            if str(key) in OWNED_ENV:
+                problems.append("opengram_env_extra sets %s, which the playbook owns (it comes from %s). Remove it "
+                                "from opengram_env_extra and set %s instead."
+                                % (key, OWNED_ENV[str(key)], OWNED_ENV[str(key)].split(" ")[0]))
+            elif not ENV_NAME.fullmatch(str(key)):
+                problems.append("opengram_env_extra key '%s' is not an environment variable name. Use letters, "
+                                "digits and _, not starting with a digit, e.g. OPENAI_API_KEY." % key)
+            if isinstance(value, (list, dict)) or (value is not None and re.search(r"[\r\n\x00]", str(value))):
+                problems.append("opengram_env_extra.%s (value not shown: it may be a secret) must be a single-line "
+                                "string or number, without line breaks." % key)
+    config = values.get("opengram_config_extra")
+    if isinstance(config, dict):
+        for path in _flatten(config):
+            if path in OWNED_CONFIG:
+                problems.append("opengram_config_extra sets %s, which the playbook owns (it comes from %s). Remove "
+                                "it from opengram_config_extra and set %s instead."
+                                % (path, OWNED_CONFIG[path], OWNED_CONFIG[path].split(" ")[0]))
+    return problems
+
+
+def _path_problems(values):
+    problems, given = [], {}
+    for name in PATHS:
+        if name not in values:
+            continue
+        text = str(values[name])
+        if (text.rstrip("/") or "/") in SYSTEM_DIRS:
+            problems.append("%s='%s' is a system directory: the role creates, owns and on uninstall deletes this "
+                            "directory. Give a directory of its own, e.g. %s: %s"
+                            % (name, text, name, _specs().get(name, {}).get("default", "/srv/opengram")))
+        elif not SAFE_PATH.fullmatch(text) or any(part in (".", "..") for part in text.split("/")):
+            problems.append("%s='%s' is not a plain absolute path (letters, digits, . _ @ + - between slashes; no "
+                            "spaces, quotes, '..' or trailing slash). Write e.g. %s: %s"
+                            % (name, text, name, _specs().get(name, {}).get("default", "/srv/opengram")))
+        elif name.startswith("opengram_"):
+            given[name] = text
+    names = sorted(given)
+    for index, a in enumerate(names):
+        for b in names[index + 1:]:
+            inner = [x for x, y in ((a, b), (b, a)) if given[x] == given[y] or given[x].startswith(given[y] + "/")]
+            if inner:
+                problems.append("%s='%s' and %s='%s' overlap: uninstall and upgrades treat each of them as the "
+                                "role's own. Give each its own directory (defaults: /var/lib/opengram, /etc/opengram, "
+                                "/opt/opengram, /var/backups/opengram)." % (a, given[a], b, given[b]))
+    return problems
+
+
+def _port_problems(values, listeners):
+    port = _whole(values.get("opengram_port"))
+    if port is None or not 1 <= port <= 65535:
+        return ["opengram_port='%s' is not a TCP port. Use a number from 1 to 65535, e.g. opengram_port: 3000"
+                % values.get("opengram_port")]
+    problems = []
+    if port < 1024:
+        problems.append("opengram_port='%s' is a privileged port (below 1024): Opengram runs as an unprivileged "
+                        "user, and its firewall rule closes this port to every other host (with 22 it would shut "
+                        "you out of SSH). Use a free port from 1024 to 65535, e.g. opengram_port: 3000" % port)
+    if listeners:
+        others = [line for line in str(listeners.get("sockets", "")).splitlines()
+                  if _listen_port(line) == port and not _owned_by(line, listeners.get("uid"))]
+        if others:
+            problems.append("opengram_port='%s' is already in use on this host by another service (%s). Opengram "
+                            "would not start, and its firewall rule would close that service to every other host. "
+                            "Use a free port, e.g. opengram_port: %d (see `ss -tlnp` on the host)."
+                            % (port, " ".join(others[0].split()[3:4]), 3000 if port != 3000 else 3001))
+    return problems
+
+
+def _listen_port(line):
+    fields = line.split()
+    if len(fields) < 4 or fields[0] != "LISTEN":
+        return None
+    return _whole(fields[3].rsplit(":", 1)[-1])
+
+
+def _owned_by(line, uid):
+    found = re.search(r"\buid:([0-9]+)", line)
+    return uid not in (None, "") and found is not None and found.group(1) == str(uid).strip()
+
+
+def _entries_problems(values):
+    problems = []
+    for name in ("opengram_agents", "opengram_models"):
+        entries = values.get(name)
+        if not isinstance(entries, (list, tuple)):
+            continue
+        ids = []
+        for index, entry in enumerate(entries):
+            if not isinstance(entry, dict):
+                continue
+            ident = entry.get("id")
+            if not isinstance(ident, str) or not ID.fullmatch(ident):
+                problems.append("%s[%d].id=%r is not a usable id: 1-64 letters, digits, . _ or -, e.g. id: %s"
+                                % (name, index, ident, "assistant" if name == "opengram_agents" else "default"))
+            elif ident in ids:
+                problems.append("%s[%d].id='%s' is listed twice: ids must be unique." % (name, index, ident))
+            ids.append(ident)
+            if not isinstance(entry.get("name"), str) or not entry.get("name", "").strip():
+                problems.append("%s[%d] needs a name (text shown in the web UI), e.g. name: %s"
+                                % (name, index, "Assistant" if name == "opengram_agents" else "Default model"))
+    for name, pattern, what in (("opengram_npm_allow_scripts", NPM_NAME, "npm package names"),
+                                ("opengram_build_packages", DEB_NAME, "Debian package names")):
+        entries = values.get(name)
+        if isinstance(entries, (list, tuple)):
+            bad = [e for e in entries if not pattern.fullmatch(str(e))]
+            if bad:
+                problems.append("%s=%s: %s are not %s. Remove them or correct the spelling." % (
+                    name, list(entries), bad, what))
+    addresses = values.get("opengram_selfcheck_addresses")
+    if isinstance(addresses, (list, tuple)):
+        for entry in addresses:
+            try:
+                ipaddress.ip_address(str(entry))
+            except ValueError:
+                problems.append("opengram_selfcheck_addresses entry '%s' is not an IP address, e.g. 203.0.113.10"
+                                % entry)
+    return problems
+
+
+def opengram_input_problems(values, listeners=None):
+    """Every problem with the variables in `values` ({name: value}: the opengram_,
+    caddy_, nginx_ and certbot_ variables defined for a host). `listeners`:
+    {sockets: output of `ss -Htlne` on the host, uid: the service user's uid
+    or ''}, to refuse a port another service already uses."""
+    specs, problems = _specs(), []
+    for name in sorted(values):
+        if name not in specs:
+            close = difflib.get_close_matches(name, list(specs), n=1, cutoff=0.85)
+            if close:
+                problems.append("%s is not a variable of opengram-deploy (did you mean %s?). Rename it, or it has "
+                                "no effect." % (name, close[0]))
+            continue
+        # The port and the whole numbers of WHOLE have messages of their own.
+        problem = None if name in WHOLE or name == "opengram_port" else _type_problem(name, values[name], specs[name])
+        if problem:
+            problems.append(problem)
+            continue
+        value = values[name]
+        choices = specs[name].get("choices")
+        if choices and value not in choices and name.startswith(("nginx_", "certbot_", "caddy_")):
+            problems.append("%s=%r is not one of %s." % (name, value, choices))
+        if name in FORMATS and (value != "" or name in ("opengram_public_base_url", "opengram_acme_directory")):
+            pattern, what, example = FORMATS[name]
+            if not re.fullmatch(pattern, str(value)):
+                problems.append("%s=%r is not %s. Write e.g. %s: %s" % (name, value, what, name, example))
+        if name in RANGES:
+            low, high, unit, example = RANGES[name]
+            number = _number(value)
+            if number is None or not low <= number <= high:
+                problems.append("%s=%r is out of range: use %s to %s %s, e.g. %s: %s"
+                                % (name, value, low, high, unit, name, example))
+        if name in WHOLE:
+            number = _whole(value)
+            if number is None or number < 1:
+                problems.append("%s='%s' %s" % (name, value, WHOLE[name]))
+    problems.extend(_port_problems(values, listeners))
+    problems.extend(_path_problems(values))
+    problems.extend(_owned_problems(values))
+    problems.extend(_entries_problems(values))
+    if values.get("opengram_trusted_proxies"):
+        problems.extend(_network_problems(values["opengram_trusted_proxies"], "opengram_trusted_proxies",
+                                          TRUST_EVERYONE % values.get("opengram_trusted_proxy_header", "X-Real-IP")))
+    secret = values.get("opengram_instance_secret")
+    if isinstance(secret, str) and secret and not re.search(r"[\r\n]", secret):
+        if len(secret) < MIN_SECRET_LENGTH or re.search(r"\s", secret):
+            problems.append("opengram_instance_secret (value not shown: it is a secret) is too weak or has spaces: "
+                            "use at least %d characters without spaces, e.g. og_ + random base64url (python3 -c "
+                            "'import secrets; print(\"og_\" + secrets.token_urlsafe(32))'), or leave it empty to "
+                            "have one generated." % MIN_SECRET_LENGTH)
+    return problems
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "opengram_access_problems": opengram_access_problems,
+            "opengram_input_problems": opengram_input_problems,
+        }

@@ -1,0 +1,78 @@
+"""The preflight's input checks (roles/opengram/filter_plugins/opengram_input.py)."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+spec = importlib.util.spec_from_file_location("opengram_input", ROOT / "roles/opengram/filter_plugins/opengram_input.py")
+checks = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(checks)
+
+
+@pytest.fixture
+def values():
+    """The role's defaults as a host would have them, plus a domain."""
+    found = yaml.safe_load((ROOT / "roles/opengram/defaults/main.yml").read_text())
+    found.update(opengram_domain="chat.example.com", opengram_public_base_url="https://chat.example.com",
+                 opengram_backup_fetch_dir="backups/chat.example.com")
+    return found
+
+
+def test_the_defaults_pass(values):
+    assert checks.opengram_input_problems(values) == []
+
+
+def test_every_variable_of_every_role_is_known():
+    names = set(checks._specs())
+    for role in ("opengram", "caddy", "nginx", "certbot"):
+        defaults = yaml.safe_load((ROOT / "roles" / role / "defaults/main.yml").read_text())
+        assert set(defaults) <= names, (role, set(defaults) - names)
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"opengram_port": 22}, "is a privileged port"),
+    ({"opengram_port": "abc"}, "opengram_port='abc' is not a TCP port"),
+    ({"opengram_upload_max_bytes": "50MB"}, "(no unit)"),
+    ({"opengram_env_extra": {"OPENGRAM_PUBLIC_BASE_URL": "https://x.example"}}, "which the playbook owns"),
+    ({"opengram_env_extra": {"A": "one\ntwo"}}, "must be a single-line string"),
+    ({"opengram_config_extra": {"maxUploadBytes": 1}}, "opengram_config_extra sets maxUploadBytes"),
+    ({"opengram_trusted_proxies": ["0.0.0.0/1", "128.0.0.0/1"]}, "covers every IPv4 address"),
+    ({"opengram_user": "opengram\n"}, "is not a system user name"),
+    ({"opengram_home": "/var/lib/"}, "is a system directory"),
+    ({"opengram_home": "/var/lib/../etc"}, "is not a plain absolute path"),
+    ({"opengram_config_dir": "/var/lib/opengram/etc"}, "overlap"),
+    ({"opengram_firewall": "maybe"}, "is not a boolean"),
+    ({"opengram_selfcheck_sse_seconds": 0}, "is out of range"),
+    ({"opengram_agents": [{"id": "a", "name": "A"}, {"id": "a", "name": "B"}]}, "is listed twice"),
+    ({"opengram_selfcheck_addresses": ["host.example"]}, "is not an IP address"),
+    ({"opengram_instance_secret": "has a space in it, 30 chars"}, "too weak or has spaces"),
+    ({"nginx_auth_failure_rate": "6r/min"}, "nginx_auth_failure_rate='6r/min' is not a rate"),
+    ({"caddy_basic_auth_realm": 'Open"gram'}, "is not a realm"),
+    ({"certbot_cert_name": "../x"}, "is not a certificate lineage name"),
+    ({"opengram_acces_modes": ["password"]}, "did you mean opengram_access_modes?"),
+])
+def test_each_bad_value_is_named_with_its_fix(values, change, expected):
+    values.update(change)
+    problems = checks.opengram_input_problems(values)
+    assert any(expected in p for p in problems), problems
+
+
+def test_secrets_are_named_never_shown(values):
+    values.update(opengram_instance_secret="short", opengram_env_extra={"OPENGRAM_INSTANCE_SECRET": "og_topsecret\nx"})
+    text = " ".join(checks.opengram_input_problems(values))
+    assert "opengram_instance_secret" in text and "short" not in text and "og_topsecret" not in text
+
+
+def test_the_port_of_another_service_is_refused_but_our_own_is_not(values):
+    sockets = ("LISTEN 0 511 0.0.0.0:8080 0.0.0.0:* uid:33 ino:5 sk:1\n"
+               "LISTEN 0 511 *:3000 *:* uid:999 ino:6 sk:2\n")
+    assert checks.opengram_input_problems(values, {"sockets": sockets, "uid": "999"}) == []
+    values["opengram_port"] = 8080
+    problems = checks.opengram_input_problems(values, {"sockets": sockets, "uid": "999"})
+    assert any("already in use on this host by another service (0.0.0.0:8080)" in p for p in problems), problems
+    # Before the first run the service user does not exist: every listener is another service.
+    values["opengram_port"] = 3000
+    assert checks.opengram_input_problems(values, {"sockets": sockets, "uid": ""})
