@@ -1,0 +1,34 @@
+"""Production-safe defaults: host keys checked, the example production
+inventory reaches its hosts over SSH with become."""
+
+import configparser
+import json
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_ansible_cfg_leaves_host_key_checking_on():
+    config = configparser.ConfigParser()
+    config.read(ROOT / "ansible.cfg")
+    assert config.get("defaults", "host_key_checking", fallback="True").lower() in ("true", "yes", "1")
+
+
+def test_no_inventory_outside_the_sandbox_turns_host_keys_off():
+    for path in (ROOT / "inventories").rglob("*"):
+        if path.is_file() and "sandbox" not in path.parts:
+            text = path.read_text().lower()
+            for off in ("stricthostkeychecking=no", "host_key_checking: false", "userknownhostsfile=/dev/null"):
+                assert off not in text, (path, off)
+
+
+def test_production_example_uses_ssh_with_become():
+    listing = subprocess.run(["ansible-inventory", "-i", str(ROOT / "inventories/production/hosts.yml"), "--list"],
+                             check=True, capture_output=True, text=True, cwd=ROOT).stdout
+    hostvars = json.loads(listing)["_meta"]["hostvars"]
+    assert len(hostvars) == 3
+    for host, values in hostvars.items():
+        assert values.get("ansible_connection") == "ssh", host
+        assert values.get("ansible_become") is True, host
+        assert values.get("ansible_user") not in (None, "root"), host
