@@ -349,7 +349,7 @@ def test_uninstall_keeps_the_data_and_site_yml_brings_it_all_back(site, stored, 
         # Only what the role added is gone: the Caddyfile is the operator's
         # (or Debian's stock one) byte for byte.
         caddyfile = host.file("/etc/caddy/Caddyfile").content_string
-        assert "opengram-deploy" not in caddyfile and site.domain not in caddyfile
+        assert "# BEGIN opengram-deploy" not in caddyfile and site.domain not in caddyfile
         if "caddy" in site.other_sites:
             assert caddyfile == host.file("/root/ogd-test-operator-Caddyfile").content_string
         else:
