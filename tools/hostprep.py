@@ -89,7 +89,7 @@ PKGS_EXTRA = ("python3-apt", "python3-certbot-nginx")
 # Units the packages enable and start at install time: disabled in the image so
 # a container boots like a fresh host that merely has the packages (the roles
 # enable and start what they use). pebble ships no unit (prepare.yml adds one).
-PKGS_DISABLED_UNITS = ("caddy.service", "nginx.service")
+PKGS_DISABLED_UNITS = ("caddy.service", "nginx.service", "ssh.service")
 
 # --- Python venv ---------------------------------------------------------------
 VENV_REVISION = 1
