@@ -21,7 +21,7 @@ from playbook import output, recap, run_playbook, run_with_vars
 from test_data import ARCHIVE_NAME, BACKUPS, HOME, archive_member, chats, create_chat, create_upload, download_sha256
 
 REPOSITORY_PASSWORD = "ogd-offsite-Repo-pw-9Xq2"
-PASSWORD_FILE = "/etc/opengram/restic-password"
+PASSWORD_FILE = "/etc/opengram/offsite/restic-password"
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +72,9 @@ def test_scheduled_backups_prune_and_reach_the_sftp_repository(site, offsite, of
     assert_no_offsite_secret(run, offsite)
     again = run_with_vars(offsite["vars"], "--limit", site.name, "--tags", "backup")
     assert again.returncode == 0 and recap(again.stdout, site.name)["changed"] == 0, output(again, 4000)
-    for path in (PASSWORD_FILE, "/etc/opengram/restic-sftp.key", "/etc/opengram/backup.env"):
+    for path in (PASSWORD_FILE, "/etc/opengram/offsite/sftp.key", "/etc/opengram/backup.env"):
         assert (host.file(path).user, host.file(path).mode) == ("root", 0o600), path
+    assert host.file("/etc/opengram/offsite").mode == 0o700
 
     # The timer is armed (enabled, active, with a next time).
     assert host.check_output("systemctl is-enabled opengram-backup.timer") == "enabled"
