@@ -644,11 +644,18 @@ def yaml_top_level_values(text: str) -> dict[str, str | list[str]]:
 
 def apt_task_names(text: str) -> list[str | list[str]]:
     """The ``name:`` of every ``ansible.builtin.apt`` task that installs
-    (state present or default), as written: a string or a list."""
+    (state present or default), and every ``common_packages:`` given to
+    roles/common's packages entry point, as written: a string or a list."""
     lines = text.splitlines()
     found: list[str | list[str]] = []
     for i, line in enumerate(lines):
         m = _KEY_RE.match(line)
+        if m and m.group("key") == "common_packages":
+            # The input of roles/common's packages entry point (vars of an include_role).
+            value = _block_value(lines, i, len(m.group("indent")), m.group("value"))
+            if value:
+                found.append(value)
+            continue
         if not m or m.group("key") not in ("ansible.builtin.apt", "apt"):
             continue
         base = len(line) - len(line.lstrip(" -"))

@@ -283,6 +283,8 @@ def _yaml_apt_names(node, found):
             if key in ("ansible.builtin.apt", "apt") and isinstance(value, dict):
                 if value.get("state", "present") in ("present", "latest") and value.get("name"):
                     found.append(value["name"])
+            elif key == "common_packages" and value:
+                found.append(value)
             else:
                 _yaml_apt_names(value, found)
     elif isinstance(node, list):
