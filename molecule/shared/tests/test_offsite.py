@@ -107,7 +107,11 @@ def test_scheduled_backups_prune_and_reach_the_sftp_repository(site, offsite, of
 
 
 def test_a_fresh_install_gets_everything_back_from_the_sftp_repository(site, offsite, offsite_data):
+    """Also the restore onto a fresh install of test_data.py (which skips where this runs): the
+    archive comes out of restic onto the controller and takes the very same restore path."""
     host = site.host
+    push = json.loads(host.check_output("cat %s/opengram.config.json", HOME))["push"]
+    assert push["vapidPrivateKey"], "the app did not write its push keys"
     run = run_playbook("--limit", site.name, "-e", "opengram_uninstall_purge_data=true", playbook="playbooks/uninstall.yml")
     assert run.returncode == 0, output(run, 4000)
     host.check_output("rm -rf %s", BACKUPS)
@@ -127,6 +131,9 @@ def test_a_fresh_install_gets_everything_back_from_the_sftp_repository(site, off
             assert served.get(chat_id) == title, "chat %s (%s) not restored" % (chat_id, title)
         for media_id, digest in offsite_data["uploads"].items():
             assert download_sha256(site, media_id) == digest, "upload %s not restored byte for byte" % media_id
+        assert json.loads(host.check_output("cat %s/opengram.config.json", HOME))["push"] == push, "push keys changed"
+        for path in (HOME + "/data/opengram.db", HOME + "/opengram.config.json", HOME + "/data/uploads"):
+            assert host.file(path).user == "opengram", path
     finally:
         # Back to the inventory's own settings: the offsite secrets go again.
         run = run_playbook("--limit", site.name)
