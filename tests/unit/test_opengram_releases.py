@@ -161,6 +161,7 @@ def test_after_a_rollback_there_is_nothing_further_to_roll_back_to(tmp_path):
     result = host.plan()
     assert result["live"] == "0.2.1" and result["target"] == {}
     assert "0.2.1 runs since a rollback" in result["problem"] and aside in result["problem"]
+    assert "--limit app1 -e opengram_version=0.2.2, then" in result["problem"]
     # ...and the release it came from may be pruned now.
     assert host.plan(keep=1, manifest=False)["prune"] == [str(host.install / "releases/0.2.2")]
 

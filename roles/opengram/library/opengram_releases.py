@@ -244,10 +244,11 @@ def _plan(install_dir, backup_dir, package, keep, name_pattern, want_manifest):
     if reason.startswith(ROLLBACK_REASON):
         result["problem"] = (
             "%s runs since a rollback (%s, %s): it is the release a rollback returned to, and there is "
-            "nothing further to roll back to. The data as it was at that rollback is in %s. To go "
-            "forward again: ansible-playbook site.yml --limit {host} -e opengram_version=VERSION (the "
-            "version that archive's name ends with), then restore it with playbooks/restore.yml if "
-            "you want that data back." % (live, result["switched_at"], reason, archive))
+            "nothing further to roll back to. The data as it was at that rollback (data of %s) is in %s. "
+            "To go forward again: ansible-playbook site.yml --limit {host} -e opengram_version=%s, then, "
+            "to get that data back, fetch the archive and run ansible-playbook playbooks/restore.yml "
+            "--limit {host} -e opengram_restore_archive=<the fetched copy>."
+            % (live, result["switched_at"], reason, data.get("version", "?"), archive, data.get("version", "VERSION")))
         return result
     result["problem"] = (
         "the newest backup taken before %s went live (%s) is %s, taken %s with reason '%s', not the "
