@@ -46,6 +46,7 @@ def test_every_variable_of_every_role_is_known():
     ({"opengram_config_dir": "/var/lib/opengram/etc"}, "overlap"),
     ({"opengram_firewall": "maybe"}, "is not a boolean"),
     ({"opengram_selfcheck_sse_seconds": 0}, "is out of range"),
+    ({"opengram_releases_keep": -1}, "opengram_releases_keep=-1 is out of range"),
     ({"opengram_agents": [{"id": "a", "name": "A"}, {"id": "a", "name": "B"}]}, "is listed twice"),
     ({"opengram_selfcheck_addresses": ["host.example"]}, "is not an IP address"),
     ({"opengram_instance_secret": "has a space in it, 30 chars"}, "too weak or has spaces"),

@@ -108,6 +108,7 @@ RANGES = {
     "opengram_selfcheck_timeout": (1, 3600, "seconds", 120),
     "opengram_selfcheck_sse_seconds": (0.1, 60, "seconds", 2),
     "opengram_backup_keep": (0, 10000, "archives (0 keeps every archive)", 5),
+    "opengram_releases_keep": (0, 1000, "releases (0 keeps every release)", 3),
     "opengram_nodejs_min_major": (20, 99, "a Node.js major version (Opengram needs 20 or newer)", 20),
     "opengram_nodesource_major": (20, 99, "a Node.js major version", 22),
     "opengram_backup_offsite_keep": (1, 10000, "snapshots", 14),
