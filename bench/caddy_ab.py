@@ -5,8 +5,9 @@
   python3 bench/caddy_ab.py [--rounds 6] [--seconds 5]     # then this
   python3 bench/run.py --cleanup                            # remove the containers afterwards
 
-On ogdbench-ours-caddy, the Caddyfile that site.yml rendered is reloaded in
-variants, each with one of our directives taken out, plus the upstream guide's
+On ogdbench-ours-caddy, the site that site.yml rendered (its own file,
+imported by the Caddyfile) is reloaded in variants, each with one of our
+directives taken out, plus the upstream guide's
 bare `reverse_proxy`; wrk runs against each variant, round-robin, several
 rounds. The original file (content, owner, mode) is put back at the end.
 Prints a table and writes bench/results/caddy_ab.json.
@@ -26,6 +27,8 @@ import run  # noqa: E402
 
 HOST = run.PROXY_HOSTS[0]
 CADDYFILE = "/etc/caddy/Caddyfile"
+# Our site, imported by the Caddyfile (roles/caddy): the variants are of this file.
+SITE = "/etc/caddy/opengram-deploy/site.caddy"
 
 
 def strip(text: str, pattern: str) -> str:
@@ -60,8 +63,8 @@ def variants(original: str) -> dict[str, str]:
 
 
 def load(text: str) -> None:
-    run.dexec(HOST.name, "sh", "-c", f"cat > {CADDYFILE}.ab && caddy reload --adapter caddyfile "
-              f"--config {CADDYFILE}.ab", input=text)
+    run.dexec(HOST.name, "sh", "-c", f"cat > {SITE}.ab && sed 's#^import {SITE}$#import {SITE}.ab#' {CADDYFILE}"
+              f" > {CADDYFILE}.ab && caddy reload --adapter caddyfile --config {CADDYFILE}.ab", input=text)
 
 
 def main() -> int:
@@ -75,7 +78,7 @@ def main() -> int:
         print(f"{HOST.name} is not running: python3 bench/run.py --smoke --keep "
               "--skip-deploy-cost first", file=sys.stderr)
         return 1
-    original = run.dexec(HOST.name, "cat", CADDYFILE).stdout
+    original = run.dexec(HOST.name, "cat", SITE).stdout
     vs = variants(original)
     url = f"https://{HOST.domain}"
     path = run.BenchPath("ab", "ab", url, HOST.name, "ours")
@@ -93,7 +96,7 @@ def main() -> int:
             run.say(f"round {r + 1}/{args.rounds} done")
     finally:
         run.dexec(HOST.name, "caddy", "reload", "--adapter", "caddyfile", "--config", CADDYFILE)
-        run.dexec(HOST.name, "rm", "-f", f"{CADDYFILE}.ab")
+        run.dexec(HOST.name, "rm", "-f", f"{CADDYFILE}.ab", f"{SITE}.ab")
     base = {c: run.median(samples["as deployed"][c]) for c in conns}
     print(f"\nrequests/s, median of {args.rounds} rounds (ratio to 'as deployed'):")
     for name in names:

@@ -25,6 +25,8 @@ _FACTS = (
     ' "token": opengram_instance_secret | default(""), "upload_max": opengram_upload_max_bytes | int,'
     ' "rate_max": opengram_write_rate_limit_max | int, "port": opengram_port | default(3000) | int,'
     ' "switch_test": ogd_test_switch_proxies | default(false) | bool,'
+    # Issue 14: the operator's own sites on this host, {proxy: port} (prepare.yml).
+    ' "other_sites": ogd_test_other_sites | default({}),'
     # The first agent and model, when the inventory lists them (else the role's
     # defaults apply, which an ad-hoc ansible does not see: Site asks the app).
     ' "agent": (opengram_agents | default([{}]))[0].id | default(""),'
@@ -196,3 +198,46 @@ def basic_auth(site):
         return []
     credentials = base64.b64encode(("%s:%s" % (site.access_user, site.access_password)).encode()).decode()
     return ["-H", "Authorization: Basic " + credentials]
+
+
+# ---- coexistence (issue 14): the operator's own sites beside ours ---------------------
+
+OTHER_SITES_RECORDED = "/opt/ogd-probes/other-sites"
+
+
+def _status_and_body(text):
+    body, _, status = text.rpartition("\n")
+    return status, body
+
+
+def other_site_answers(site):
+    """{proxy: (HTTP status, body)} of the operator's other sites on the host, as the client sees them now."""
+    answers = {}
+    for proxy, port in sorted(site.other_sites.items()):
+        result = site.client.run("curl --silent --show-error --max-time 10 --write-out '\n%%{http_code}' "
+                                 "http://%s:%s/", site.domain, str(port))
+        answers[proxy] = _status_and_body(result.stdout) if result.rc == 0 else ("curl exit %d" % result.rc, "")
+    return answers
+
+
+def other_sites_before(site):
+    """The same, as the client recorded it before the first converge (molecule/shared/prepare.yml)."""
+    return {proxy: _status_and_body(site.client.file("%s/%s-%s" % (OTHER_SITES_RECORDED, site.name, proxy))
+                                    .content_string)
+            for proxy in sorted(site.other_sites)}
+
+
+def assert_other_sites_answer_as_before(site, when):
+    before = other_sites_before(site)
+    assert all(status == "200" for status, _ in before.values()), before
+    assert other_site_answers(site) == before, "the operator's other sites answer differently %s" % when
+
+
+def ports_held_by(host, process):
+    """The TCP ports `process` (by name) listens on."""
+    ports = set()
+    for line in host.check_output("ss -Htlnp").splitlines():
+        fields = line.split()
+        if len(fields) >= 4 and '"%s"' % process in line:
+            ports.add(int(fields[3].rsplit(":", 1)[1]))
+    return ports

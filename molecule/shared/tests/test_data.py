@@ -20,7 +20,7 @@ import urllib.parse
 import pytest
 
 import playbook as playbooks
-from conftest import ansible_json, host_instance_secret, run_playbook
+from conftest import ansible_json, assert_other_sites_answer_as_before, host_instance_secret, run_playbook
 from playbook import recap
 
 HOME = "/var/lib/opengram"
@@ -333,18 +333,28 @@ def test_uninstall_keeps_the_data_and_site_yml_brings_it_all_back(site, stored, 
     host = site.host
     assert not host.file("/etc/systemd/system/opengram.service").exists
     assert host.run("systemctl cat opengram.service").rc != 0
-    assert not host.service(site.proxy).is_running
-    assert not host.service(site.proxy).is_enabled
+    # The proxy keeps serving the operator's own site if it has one (issue 14),
+    # and holds neither 80 nor 443 then; one that served only ours is stopped.
+    kept = site.proxy in site.other_sites
+    assert (host.service(site.proxy).is_running, host.service(site.proxy).is_enabled) == (kept, kept)
     assert not {80, 443, 3000} & _listening_ports(host)
     for url in ("http://%s/" % site.domain, "https://%s/" % site.domain, "http://%s:3000/" % site.domain):
         refused = site.client.run("curl --silent --max-time 5 --insecure --output /dev/null %s", url)
         assert refused.rc == 7, "%s still answers (curl exit %d)" % (url, refused.rc)
+    assert_other_sites_answer_as_before(site, "after the uninstall")
     assert not host.file("/opt/opengram").exists
     # Of /etc/opengram only the instance secret stays (agents keep theirs).
     assert host.check_output("ls -A /etc/opengram") == "instance-secret"
     if site.proxy == "caddy":
+        # Only what the role added is gone: the Caddyfile is the operator's
+        # (or Debian's stock one) byte for byte.
         caddyfile = host.file("/etc/caddy/Caddyfile").content_string
-        assert site.domain not in caddyfile and "file_server" in caddyfile, "not the stock Caddyfile"
+        assert "# BEGIN opengram-deploy" not in caddyfile and site.domain not in caddyfile
+        if "caddy" in site.other_sites:
+            assert caddyfile == host.file("/root/ogd-test-operator-Caddyfile").content_string
+        else:
+            assert "file_server" in caddyfile, "not the stock Caddyfile"
+        assert not host.file("/etc/caddy/opengram-deploy").exists
         assert not host.file("/etc/systemd/system/caddy.service.d").exists
     elif site.proxy == "nginx":
         assert not host.file("/etc/nginx/sites-available/opengram").exists
@@ -365,6 +375,7 @@ def test_uninstall_keeps_the_data_and_site_yml_brings_it_all_back(site, stored, 
     assert health(site)["version"] == site.version
     assert host_instance_secret(host) == site.token, "the reinstall answers to another secret"
     assert_intact(site, stored)
+    assert_other_sites_answer_as_before(site, "after the reinstall")
 
 
 def test_restore_onto_a_fresh_install_brings_back_the_data(site, stored, lifecycle, tmp_path):

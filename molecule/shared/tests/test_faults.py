@@ -163,8 +163,8 @@ def test_interrupted_run_then_next_run_converges(site, record_property):
 # Per proxy: the variable that adds raw directives, one that adds a response
 # header, the live file, and the task right after the file is written.
 PROXY_MARK = {
-    "caddy": ("caddy_site_extra_config", "header X-Ogd-Interrupted yes", "/etc/caddy/Caddyfile",
-              "TASK [caddy : Find a Caddyfile that Caddy has not loaded"),
+    "caddy": ("caddy_site_extra_config", "header X-Ogd-Interrupted yes", "/etc/caddy/opengram-deploy/site.caddy",
+              "TASK [caddy : Find a configuration that Caddy has not loaded"),
     "nginx": ("nginx_extra_config", "add_header X-Ogd-Interrupted yes always;", "/etc/nginx/sites-available/opengram",
               "TASK [nginx : Find a site that nginx has not loaded"),
 }

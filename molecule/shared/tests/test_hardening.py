@@ -17,8 +17,8 @@ from playbook import assert_secrets_absent, output
 # What each proxy's role validates its configuration with, where the live
 # configuration is, and the variable that inserts raw directives into it.
 PROXIES = {
-    "caddy": {"extra_var": "caddy_site_extra_config", "live": "/etc/caddy/Caddyfile",
-              "refusal": ["failed to validate", "this_is_bogus"]},
+    "caddy": {"extra_var": "caddy_site_extra_config", "live": "/etc/caddy/opengram-deploy/site.caddy",
+              "refusal": ["Caddy rejected the new configuration", "this_is_bogus", "are unchanged"]},
     "nginx": {"extra_var": "nginx_extra_config", "live": "/etc/nginx/sites-available/opengram",
               "refusal": ["nginx rejected the new site", "the live", "are unchanged"]},
 }

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from conftest import run_playbook
+from conftest import assert_other_sites_answer_as_before, ports_held_by, run_playbook
 
 
 def proxy_state(site, proxy):
@@ -21,25 +21,38 @@ def served_by(site):
     return server[0] if server else ""
 
 
+def expected_state(site, proxy):
+    """A proxy that serves the operator's own site keeps running after it is
+    retired (issue 14); one that served only ours is stopped and disabled."""
+    return (True, True) if proxy in site.other_sites else (False, False)
+
+
 def test_switch_caddy_to_nginx_and_back(caddy_site):
     site = caddy_site
     if not site.switch_test:
         pytest.skip("ogd_test_switch_proxies is off for this scenario")
     assert served_by(site) == "caddy"
+    assert_other_sites_answer_as_before(site, "before the switch")
 
     to_nginx = run_playbook("--limit", site.name, "-e", json.dumps({"opengram_proxy": "nginx"}))
     assert to_nginx.returncode == 0, to_nginx.stdout[-3000:]
     assert served_by(site).startswith("nginx")
-    assert proxy_state(site, "caddy") == (False, False)
+    assert proxy_state(site, "caddy") == expected_state(site, "caddy")
     assert proxy_state(site, "nginx") == (True, True)
     assert json.loads(site.curl(site.base + "/api/v1/health").stdout)["status"] == "ok"
+    # Caddy, if it keeps serving the operator's site, left 80 and 443 to nginx.
+    assert not {80, 443} & ports_held_by(site.host, "caddy")
+    assert_other_sites_answer_as_before(site, "after the switch to nginx")
 
     back = run_playbook("--limit", site.name)
     assert back.returncode == 0, back.stdout[-3000:]
     assert served_by(site) == "caddy"
-    assert proxy_state(site, "nginx") == (False, False)
+    assert proxy_state(site, "nginx") == expected_state(site, "nginx")
     assert proxy_state(site, "caddy") == (True, True)
-    # nginx no longer holds any port; our site is out of sites-enabled.
+    # nginx no longer holds 80 or 443 (nor any port if it had nothing else to
+    # serve); our site is out of sites-enabled.
     assert not site.host.file("/etc/nginx/sites-enabled/opengram").exists
-    listeners = site.host.check_output("ss -Htlnp")
-    assert "nginx" not in listeners
+    assert not {80, 443} & ports_held_by(site.host, "nginx")
+    if "nginx" not in site.other_sites:
+        assert not ports_held_by(site.host, "nginx")
+    assert_other_sites_answer_as_before(site, "after the switch back to Caddy")
