@@ -89,7 +89,7 @@ PKGS_EXTRA = ("python3-apt", "python3-certbot-nginx")
 # Units the packages enable and start at install time: disabled in the image so
 # a container boots like a fresh host that merely has the packages (the roles
 # enable and start what they use). pebble ships no unit (prepare.yml adds one).
-PKGS_DISABLED_UNITS = ("caddy.service", "nginx.service")
+PKGS_DISABLED_UNITS = ("caddy.service", "nginx.service", "ssh.service")
 
 # --- Python venv ---------------------------------------------------------------
 VENV_REVISION = 1
@@ -644,11 +644,18 @@ def yaml_top_level_values(text: str) -> dict[str, str | list[str]]:
 
 def apt_task_names(text: str) -> list[str | list[str]]:
     """The ``name:`` of every ``ansible.builtin.apt`` task that installs
-    (state present or default), as written: a string or a list."""
+    (state present or default), and every ``common_packages:`` given to
+    roles/common's packages entry point, as written: a string or a list."""
     lines = text.splitlines()
     found: list[str | list[str]] = []
     for i, line in enumerate(lines):
         m = _KEY_RE.match(line)
+        if m and m.group("key") == "common_packages":
+            # The input of roles/common's packages entry point (vars of an include_role).
+            value = _block_value(lines, i, len(m.group("indent")), m.group("value"))
+            if value:
+                found.append(value)
+            continue
         if not m or m.group("key") not in ("ansible.builtin.apt", "apt"):
             continue
         base = len(line) - len(line.lstrip(" -"))
@@ -840,6 +847,7 @@ def ensure_venv() -> Path:
         removed = _remove_other_venvs(venv)
         extra = f", removed {removed} old" if removed else ""
         if stamp_matches(stamp, key) and _venv_usable(venv):
+            os.utime(stamp)  # in use: other checkouts' cleanups leave it alone
             done(f"{venv} up to date{extra}")
             return venv
         rebuilt = venv.exists()
@@ -856,14 +864,26 @@ def ensure_venv() -> Path:
         return venv
 
 
-def _remove_other_venvs(keep: Path) -> int:
+# Venvs of other requirement sets stay this long after their last use: another
+# checkout on this machine (a branch with other pins) may be running from one.
+OTHER_VENV_GRACE_SECONDS = 2 * 24 * 3600
+
+
+def _remove_other_venvs(keep: Path, now: float | None = None) -> int:
+    """Remove the venvs of other requirement sets unused for OTHER_VENV_GRACE_SECONDS
+    (judged by their stamp, touched each time ensure_venv finds a venv up to date)."""
     removed = 0
     base = keep.parent
     if not base.is_dir():
         return 0
+    now = time.time() if now is None else now
     for other in base.glob("venv-*"):
         if other.is_dir() and other.name != keep.name and re.fullmatch(
                 r"venv-[0-9a-f]{16}", other.name):
+            marker = other / STAMP_NAME
+            used = max((p.stat().st_mtime for p in (other, marker) if p.exists()), default=0)
+            if now - used < OTHER_VENV_GRACE_SECONDS:
+                continue
             shutil.rmtree(other, ignore_errors=True)
             removed += 1
     return removed

@@ -3,7 +3,8 @@
 
 Prepares the machine (Docker engine, base image, venv, collections: see
 tools/hostprep.py), then runs, in order, and stops at nothing until the end:
-  lint      ansible-lint (production profile, offline) and yamllint
+  lint      ansible-lint (production profile, offline), yamllint, actionlint and
+            shellcheck of the operator programs (tools/shellcheck.py)
   pytest    unit tests, the stand-in's own tests (tests/) and bench/tests
   molecule  `molecule test -s NAME` for every scenario under molecule/, except
             the stand-in twins of `real` (caddy, nginx) when the real release
@@ -252,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         results.append(("ansible-lint", run("ansible-lint", ["ansible-lint", "--offline", "--profile", "production"], env)))
         results.append(("yamllint", run("yamllint", ["yamllint", "--strict", "."], env)))
         results.append(("actionlint", run("actionlint", ["actionlint"], env)))
+        results.append(("shellcheck", run("shellcheck", ["python3", "tools/shellcheck.py"], env)))
     if "pytest" in stages:
         code_ok = run("pytest", ["python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests", "bench/tests"], env)
         results.append(("pytest", code_ok))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 import subprocess
 import sys
 import zipfile
@@ -109,10 +111,14 @@ def test_remove_other_venvs_keeps_current_and_foreign_dirs(_cache):
     keep = hostprep.venv_path(b"a==1\n")
     old = hostprep.venv_path(b"a==2\n")
     foreign = _cache / "venv-mine"
-    for d in (keep, old, foreign):
+    recent = hostprep.venv_path(b"a==3\n")
+    for d in (keep, old, foreign, recent):
         d.mkdir(parents=True)
-    assert hostprep._remove_other_venvs(keep) == 1
-    assert keep.is_dir() and foreign.is_dir() and not old.exists()
+    now = time.time()
+    os.utime(old, (now - 3 * 24 * 3600, now - 3 * 24 * 3600))
+    # Another checkout's venv in use (recent) stays; one unused for days goes.
+    assert hostprep._remove_other_venvs(keep, now=now) == 1
+    assert keep.is_dir() and foreign.is_dir() and recent.is_dir() and not old.exists()
 
 
 def test_recipe_hash_changes_with_packages_and_revision(monkeypatch):
@@ -283,6 +289,8 @@ def _yaml_apt_names(node, found):
             if key in ("ansible.builtin.apt", "apt") and isinstance(value, dict):
                 if value.get("state", "present") in ("present", "latest") and value.get("name"):
                     found.append(value["name"])
+            elif key == "common_packages" and value:
+                found.append(value)
             else:
                 _yaml_apt_names(value, found)
     elif isinstance(node, list):

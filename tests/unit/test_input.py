@@ -46,6 +46,7 @@ def test_every_variable_of_every_role_is_known():
     ({"opengram_config_dir": "/var/lib/opengram/etc"}, "overlap"),
     ({"opengram_firewall": "maybe"}, "is not a boolean"),
     ({"opengram_selfcheck_sse_seconds": 0}, "is out of range"),
+    ({"opengram_releases_keep": -1}, "opengram_releases_keep=-1 is out of range"),
     ({"opengram_agents": [{"id": "a", "name": "A"}, {"id": "a", "name": "B"}]}, "is listed twice"),
     ({"opengram_selfcheck_addresses": ["host.example"]}, "is not an IP address"),
     ({"opengram_instance_secret": "has a space in it, 30 chars"}, "too weak or has spaces"),
@@ -76,3 +77,27 @@ def test_the_port_of_another_service_is_refused_but_our_own_is_not(values):
     # Before the first run the service user does not exist: every listener is another service.
     values["opengram_port"] = 3000
     assert checks.opengram_input_problems(values, {"sockets": sockets, "uid": ""})
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"opengram_backup_offsite_repository": "sftp:backup@host.example:/srv/restic"},
+     "opengram_backup_offsite_password (value not shown) has fewer than 16"),
+    ({"opengram_backup_offsite_repository": "sftp:backup@host.example:/srv/restic",
+      "opengram_backup_offsite_password": "0123456789abcdefXYZ"}, "opengram_backup_offsite_sftp_key is empty"),
+    ({"opengram_backup_offsite_repository": "s3:bucket"}, "is not a restic repository"),
+    ({"opengram_backup_offsite_repository": "/mnt/x'; rm -rf /"}, "is not a restic repository"),
+    ({"opengram_restore_offsite_snapshot": "latest"}, "needs opengram_backup_offsite_repository"),
+    ({"opengram_backup_schedule": "daily\nExecStart=/bin/sh"}, "is not a systemd calendar time"),
+])
+def test_offsite_and_schedule_input(values, change, expected):
+    values.update(change)
+    problems = checks.opengram_input_problems(values)
+    assert any(expected in p for p in problems), problems
+
+
+def test_a_complete_sftp_repository_passes(values):
+    values.update(opengram_backup_offsite_repository="sftp:backup@backup.example.com:/srv/restic/opengram",
+                  opengram_backup_offsite_password="0123456789abcdefXYZ",
+                  opengram_backup_offsite_sftp_key="-----BEGIN OPENSSH PRIVATE KEY-----\n...\n",
+                  opengram_backup_offsite_sftp_known_hosts="backup.example.com ssh-ed25519 AAAAC3Nza")
+    assert checks.opengram_input_problems(values) == []

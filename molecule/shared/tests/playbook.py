@@ -1,9 +1,11 @@
 """Running the project's playbooks from the checks, shared by every scenario
 (molecule/shared/tests and molecule/preflight/tests import it)."""
 
+import json
 import os
 import re
 import subprocess
+import tempfile
 
 INVENTORY = os.environ.get("MOLECULE_INVENTORY_FILE", "")
 PROJECT = os.environ.get("MOLECULE_PROJECT_DIRECTORY", os.getcwd())
@@ -22,6 +24,17 @@ def run_playbook(*extra_args, playbook="site.yml"):
     """Run a playbook (site.yml unless told) to the end; returns the completed process."""
     return subprocess.run(playbook_argv(*extra_args, playbook=playbook), capture_output=True, text=True,
                           cwd=PROJECT, env=playbook_env())
+
+
+def run_with_vars(values, *extra_args, playbook="site.yml"):
+    """run_playbook with extra vars from a private file (-e @file): secrets stay off the command line."""
+    handle, path = tempfile.mkstemp(suffix=".json")
+    try:
+        with os.fdopen(handle, "w") as out:
+            json.dump(values, out)
+        return run_playbook(*extra_args, "-e", "@" + path, playbook=playbook)
+    finally:
+        os.unlink(path)
 
 
 def output(run, tail=None):

@@ -11,12 +11,11 @@ scenario only (each re-runs site.yml twice on the scenario's host).
 import base64
 import json
 import os
-import tempfile
 
 import pytest
 
 from conftest import basic_auth, host_instance_secret, run_playbook
-from playbook import output
+from playbook import output, run_with_vars
 
 BOOTSTRAP = "window.__OPENGRAM_BOOTSTRAP__"
 # Paths Opengram answers with its web page (which carries the secret), and
@@ -217,20 +216,8 @@ def test_nginx_slows_failed_logins_per_client(nginx_site):
 # ---- other modes (they re-run the playbook; every scenario, issue 11) ---------------------------
 
 
-def _vars_file(values):
-    """Extra vars in a private file (-e @file): secrets stay off the command line."""
-    handle, path = tempfile.mkstemp(suffix=".json")
-    with os.fdopen(handle, "w") as out:
-        json.dump(values, out)
-    return path
-
-
 def _run_with(site, values):
-    path = _vars_file(values)
-    try:
-        return run_playbook("--limit", site.name, "-e", "@" + path)
-    finally:
-        os.unlink(path)
+    return run_with_vars(values, "--limit", site.name)
 
 
 def client_address(client):

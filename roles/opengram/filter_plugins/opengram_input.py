@@ -91,6 +91,13 @@ FORMATS = {
     "nginx_proxy_read_timeout": (r"^[0-9]+(ms|s|m|h|d)?$", "an nginx time (a number with ms, s, m, h or d)", "1h"),
     "nginx_proxy_send_timeout": (r"^[0-9]+(ms|s|m|h|d)?$", "an nginx time (a number with ms, s, m, h or d)", "1h"),
     "nginx_auth_failure_rate": (r"^[1-9][0-9]*r/[sm]$", "a rate such as 6r/m (per minute) or 1r/s", "6r/m"),
+    "opengram_backup_schedule": (r"^[A-Za-z0-9*:,./~ -]{1,64}$", "a systemd calendar time (man systemd.time)",
+                                 "daily"),
+    "opengram_backup_randomized_delay": (r"^[0-9]+ ?(ms|s|sec|m|min|h|d)?$", "a systemd time span", "1h"),
+    "opengram_backup_offsite_repository": (
+        r"^((/[A-Za-z0-9._@+-]+)+|sftp:[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:(/?[A-Za-z0-9._-]+)+/?)$",
+        "a restic repository: an absolute path or sftp:user@host:/path", "sftp:backup@backup.example.com:/srv/restic/opengram"),
+    "opengram_restore_offsite_snapshot": (r"^(latest|[0-9a-f]{8,64})$", "latest or a restic snapshot id", "latest"),
     "certbot_cert_name": (r"^[A-Za-z0-9][A-Za-z0-9.-]*$", "a certificate lineage name (letters, digits, . and -)",
                           "chat.example.com"),
 }
@@ -101,8 +108,10 @@ RANGES = {
     "opengram_selfcheck_timeout": (1, 3600, "seconds", 120),
     "opengram_selfcheck_sse_seconds": (0.1, 60, "seconds", 2),
     "opengram_backup_keep": (0, 10000, "archives (0 keeps every archive)", 5),
+    "opengram_releases_keep": (0, 1000, "releases (0 keeps every release)", 3),
     "opengram_nodejs_min_major": (20, 99, "a Node.js major version (Opengram needs 20 or newer)", 20),
     "opengram_nodesource_major": (20, 99, "a Node.js major version", 22),
+    "opengram_backup_offsite_keep": (1, 10000, "snapshots", 14),
     "caddy_hsts_max_age": (0, 63072000, "seconds (0 turns HSTS off)", 31536000),
     "nginx_hsts_max_age": (0, 63072000, "seconds (0 turns HSTS off)", 31536000),
     "nginx_auth_failure_burst": (0, 1000, "failed logins", 5),
@@ -432,6 +441,32 @@ def _entries_problems(values):
     return problems
 
 
+def _offsite_problems(values):
+    repository = str(values.get("opengram_backup_offsite_repository") or "")
+    if not repository:
+        if values.get("opengram_restore_offsite_snapshot"):
+            return ["opengram_restore_offsite_snapshot='%s' needs opengram_backup_offsite_repository (the restic "
+                    "repository to restore from). Set it as for the backups." % values["opengram_restore_offsite_snapshot"]]
+        return []
+    problems = []
+    if len(str(values.get("opengram_backup_offsite_password") or "")) < MIN_SECRET_LENGTH:
+        problems.append("opengram_backup_offsite_repository is set but opengram_backup_offsite_password (value not "
+                        "shown) has fewer than %d characters. Give the repository's password from Ansible Vault "
+                        "(new repository: openssl rand -base64 24)." % MIN_SECRET_LENGTH)
+    if repository.startswith("sftp:"):
+        if not values.get("opengram_backup_offsite_sftp_key"):
+            problems.append("opengram_backup_offsite_repository='%s' is SFTP but opengram_backup_offsite_sftp_key is "
+                            "empty. Give the private key (from Vault) whose public half is in the repository host's "
+                            "authorized_keys." % repository)
+        known = str(values.get("opengram_backup_offsite_sftp_known_hosts") or "")
+        lines = [line for line in known.splitlines() if line.strip() and not line.startswith("#")]
+        if not lines or any(len(line.split()) < 3 for line in lines):
+            problems.append("opengram_backup_offsite_sftp_known_hosts must hold the repository host's key lines "
+                            "('HOST TYPE KEY', as `ssh-keyscan -t ed25519 HOST` prints them; compare the "
+                            "fingerprint): host keys are checked.")
+    return problems
+
+
 def opengram_input_problems(values, listeners=None):
     """Every problem with the variables in `values` ({name: value}: the opengram_,
     caddy_, nginx_ and certbot_ variables defined for a host). `listeners`:
@@ -472,6 +507,7 @@ def opengram_input_problems(values, listeners=None):
     problems.extend(_path_problems(values))
     problems.extend(_owned_problems(values))
     problems.extend(_entries_problems(values))
+    problems.extend(_offsite_problems(values))
     if values.get("opengram_trusted_proxies"):
         problems.extend(_network_problems(values["opengram_trusted_proxies"], "opengram_trusted_proxies",
                                           TRUST_EVERYONE % values.get("opengram_trusted_proxy_header", "X-Real-IP")))

