@@ -34,6 +34,7 @@ def test_every_variable_of_every_role_is_known():
 
 @pytest.mark.parametrize("change, expected", [
     ({"opengram_port": 22}, "is a privileged port"),
+    ({"opengram_port": 443}, "opengram_port='443' collides with the proxy (caddy listens on 80 and 443)"),
     ({"opengram_port": "abc"}, "opengram_port='abc' is not a TCP port"),
     ({"opengram_upload_max_bytes": "50MB"}, "(no unit)"),
     ({"opengram_env_extra": {"OPENGRAM_PUBLIC_BASE_URL": "https://x.example"}}, "which the playbook owns"),

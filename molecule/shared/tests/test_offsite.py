@@ -18,7 +18,8 @@ import pytest
 
 from conftest import ansible_json, host_instance_secret, skip_unless_scenario_flag
 from playbook import output, recap, run_playbook, run_with_vars
-from test_data import ARCHIVE_NAME, BACKUPS, HOME, archive_member, chats, create_chat, create_upload, download_sha256
+import test_data
+from test_data import BACKUPS, HOME, archive_member, chats, create_chat, create_upload, download_sha256
 
 REPOSITORY_PASSWORD = "ogd-offsite-Repo-pw-9Xq2"
 PASSWORD_FILE = "/etc/opengram/offsite/restic-password"
@@ -53,8 +54,8 @@ def offsite_data(site, offsite):
 
 
 def archives(site):
-    listing = site.host.run("ls -1 %s", BACKUPS)
-    return sorted(name for name in listing.stdout.split() if ARCHIVE_NAME.match(name))
+    """The archive names on the host, oldest first (names sort by time)."""
+    return sorted(test_data.archives(site))
 
 
 def assert_no_offsite_secret(run, offsite):

@@ -63,6 +63,9 @@ HEADER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
+REALM = (r"^[A-Za-z0-9 ._-]{1,64}$", "a realm of letters, digits, spaces, . _ or -", "Opengram")
+NGINX_TIME = (r"^[0-9]+(ms|s|m|h|d)?$", "an nginx time (a number with ms, s, m, h or d)", "1h")
+
 # name: (regex, what it must be, example). Strings that reach a config file, a
 # unit or a command line: no quotes, spaces, newlines, braces or semicolons.
 FORMATS = {
@@ -79,8 +82,8 @@ FORMATS = {
                                  "https://chat.example.com"),
     "opengram_trusted_proxy_header": (HEADER.pattern, "an HTTP header name (letters, digits and -)", "X-Real-IP"),
     "opengram_selfcheck_from": (r"^[A-Za-z0-9._-]+$", "an inventory host name", "localhost"),
-    "caddy_basic_auth_realm": (r"^[A-Za-z0-9 ._-]{1,64}$", "a realm of letters, digits, spaces, . _ or -", "Opengram"),
-    "nginx_basic_auth_realm": (r"^[A-Za-z0-9 ._-]{1,64}$", "a realm of letters, digits, spaces, . _ or -", "Opengram"),
+    "caddy_basic_auth_realm": REALM,
+    "nginx_basic_auth_realm": REALM,
     "nginx_ssl_protocols": (r"^TLSv1\.[23]( TLSv1\.[23])?$", "TLSv1.2 and/or TLSv1.3 (older ones are broken)",
                             "'TLSv1.2 TLSv1.3'"),
     "nginx_ssl_ecdh_curve": (r"^[A-Za-z0-9_-]+(:[A-Za-z0-9_-]+)*$", "curve names joined by :",
@@ -88,8 +91,8 @@ FORMATS = {
     "nginx_ssl_ciphers": (r"^[A-Za-z0-9_!+@=-]+(:[A-Za-z0-9_!+@=-]+)*$", "OpenSSL cipher names joined by :",
                           "the default (Mozilla intermediate)"),
     "nginx_real_ip_header": (HEADER.pattern, "an HTTP header name", "X-Real-IP"),
-    "nginx_proxy_read_timeout": (r"^[0-9]+(ms|s|m|h|d)?$", "an nginx time (a number with ms, s, m, h or d)", "1h"),
-    "nginx_proxy_send_timeout": (r"^[0-9]+(ms|s|m|h|d)?$", "an nginx time (a number with ms, s, m, h or d)", "1h"),
+    "nginx_proxy_read_timeout": NGINX_TIME,
+    "nginx_proxy_send_timeout": NGINX_TIME,
     "nginx_auth_failure_rate": (r"^[1-9][0-9]*r/[sm]$", "a rate such as 6r/m (per minute) or 1r/s", "6r/m"),
     "opengram_backup_schedule": (r"^[A-Za-z0-9*:,./~ -]{1,64}$", "a systemd calendar time (man systemd.time)",
                                  "daily"),
@@ -375,6 +378,10 @@ def _port_problems(values, listeners):
         return ["opengram_port='%s' is not a TCP port. Use a number from 1 to 65535, e.g. opengram_port: 3000"
                 % values.get("opengram_port")]
     problems = []
+    proxy = values.get("opengram_proxy", "caddy")
+    if proxy != "none" and port in (80, 443):
+        problems.append("opengram_port='%s' collides with the proxy (%s listens on 80 and 443). Use another port, "
+                        "e.g. opengram_port: 3000" % (port, proxy))
     if port < 1024:
         problems.append("opengram_port='%s' is a privileged port (below 1024): Opengram runs as an unprivileged "
                         "user, and its firewall rule closes this port to every other host (with 22 it would shut "
