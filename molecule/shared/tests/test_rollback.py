@@ -7,7 +7,8 @@ stand-in version and `ogd_test_lifecycle: true`); elsewhere they skip with the
 reason. In file order, on the host as the earlier files leave it (one release,
 the inventory's): a rollback is refused (nothing to roll back to); an upgrade,
 new data, the rollback: the first version serves the data of before the
-upgrade through the proxy, and the run names the archive holding what was
+upgrade through the proxy (the archive of the switch outlives more scheduled
+backups than opengram_backup_keep), and the run names the archive holding what was
 written after it; a second rollback is refused; the next deploy prunes the
 release rolled back from. The host ends as the inventory declares it.
 """
@@ -67,6 +68,26 @@ def test_rollback_returns_to_the_previous_release_with_the_data_of_before_the_up
     late_chat = create_chat(site, "after-the-upgrade")
     late_upload, _ = create_upload(site, 2000, late_chat)
     app_writes_config(site, "ogd-rollback-after-the-upgrade")
+
+    # The upgrade named the archive its switch took; the timer's backups, more
+    # of them than opengram_backup_keep, prune every other old archive but
+    # not that one (the rollback below restores it).
+    host = site.host
+    switch_archive, switched_to = host.check_output("cat %s/.before-switch", BACKUPS).split()
+    assert switched_to == next_version and ARCHIVE_NAME.match(switch_archive), switch_archive
+    manifest = json.loads(archive_member(site, "%s/%s" % (BACKUPS, switch_archive), "./backup.json"))
+    assert (manifest["version"], manifest["reason"]) == (old, "before the switch to %s" % next_version), manifest
+    keep = int(host.check_output("sed -n 's/^OPENGRAM_BACKUP_KEEP=//p' /etc/opengram/backup.env").strip("'\""))
+    assert keep > 0, "this check needs a retention (opengram_backup_keep > 0)"
+    scheduled = []
+    for _ in range(keep + 1):
+        before = set(archives(site))
+        host.check_output("systemctl start opengram-backup.service")
+        assert host.check_output("systemctl show -p Result --value opengram-backup.service") == "success"
+        (new,) = set(archives(site)) - before
+        scheduled.append(new)
+    assert sorted(archives(site)) == sorted([switch_archive] + scheduled[1:]), (
+        "retention kept %s (switch archive %s, opengram_backup_keep %d)" % (archives(site), switch_archive, keep))
 
     # ...until it is rolled back.
     run = playbook("rollback.yml", "--limit", site.name)
