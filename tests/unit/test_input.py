@@ -55,6 +55,17 @@ def test_every_variable_of_every_role_is_known():
     ({"caddy_basic_auth_realm": 'Open"gram'}, "is not a realm"),
     ({"certbot_cert_name": "../x"}, "is not a certificate lineage name"),
     ({"opengram_acces_modes": ["password"]}, "did you mean opengram_access_modes?"),
+    ({"opengram_port": "3000 "}, "opengram_port='3000 ' is not a TCP port"),
+    ({"opengram_user": "root"}, "opengram_user='root' is a user of the system or of another service"),
+    ({"opengram_user": "www-data"}, "a purging uninstall removes it"),
+    ({"opengram_group": "sudo"}, "opengram_group='sudo' is a group of the system or of another service"),
+    ({"opengram_service_name": "opengram-backup"}, "is the name of another unit this role writes"),
+    ({"opengram_trusted_proxies": ["::ffff:0:0/96"]}, "covers every IPv4 address"),
+    ({"opengram_trusted_proxies": ["::ffff:0.0.0.0/97", "::ffff:128.0.0.0/97"]}, "covers every IPv4 address"),
+    ({"opengram_serial": 0}, "opengram_serial=0 is not a batch size"),
+    ({"opengram_serial": "150%"}, "a percentage from 1% to 100%"),
+    ({"opengram_serial": ["1", "abc"]}, "is not a batch size"),
+    ({"opengram_instance_secret": "a" * 30}, "8 of them different"),
 ])
 def test_each_bad_value_is_named_with_its_fix(values, change, expected):
     values.update(change)
@@ -102,3 +113,25 @@ def test_a_complete_sftp_repository_passes(values):
                   opengram_backup_offsite_sftp_key="-----BEGIN OPENSSH PRIVATE KEY-----\n...\n",
                   opengram_backup_offsite_sftp_known_hosts="backup.example.com ssh-ed25519 AAAAC3Nza")
     assert checks.opengram_input_problems(values) == []
+
+
+@pytest.mark.parametrize("serial", [1, "2", "25%", "100%", [1, "50%", "100%"]])
+def test_a_batch_size_passes(values, serial):
+    values["opengram_serial"] = serial
+    assert checks.opengram_input_problems(values) == []
+
+
+def test_the_host_report_refuses_a_unit_of_another_service_and_a_schedule_systemd_rejects(values):
+    report = "LISTEN 0 511 *:22 *:* ino:5 sk:1\nuid=\nunit=/usr/lib/systemd/system/ssh.service\ncalendar=bad\ntimespan=ok\n"
+    values.update(opengram_service_name="ssh", opengram_backup_schedule="every day")
+    problems = checks.opengram_input_problems(values, {"report": report})
+    assert any("opengram_service_name='ssh' is already a unit on this host (/usr/lib/systemd/system/ssh.service)" in p
+               for p in problems), problems
+    assert any("opengram_backup_schedule='every day' is not a systemd calendar time" in p for p in problems), problems
+    assert len(problems) == 2, problems
+    # The role's own unit, a schedule systemd takes, or no timer at all: fine.
+    ours = "uid=999\nunit=/etc/systemd/system/ssh.service\nunit_ours=yes\ncalendar=ok\ntimespan=ok\n"
+    assert checks.opengram_input_problems(values, {"report": ours}) == []
+    values["opengram_backup_timer"] = False
+    assert checks.opengram_input_problems(values, {"report": report.replace("unit=/usr/lib/systemd/system/ssh.service",
+                                                                            "unit=")}) == []

@@ -130,6 +130,19 @@ WHOLE = {
     "opengram_write_rate_limit_window_ms": "must be a positive whole number of milliseconds, e.g. "
                                            "opengram_write_rate_limit_window_ms: 1000",
 }
+# Accounts of the system and of other services. Opengram runs as, owns its
+# files as and (purging uninstall) removes opengram_user and opengram_group:
+# never one of these.
+FOREIGN_USERS = {"root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news", "uucp", "proxy",
+                 "www-data", "backup", "list", "irc", "_apt", "nobody", "caddy", "sshd", "messagebus", "polkitd",
+                 "systemd-network", "systemd-resolve", "systemd-timesync", "systemd-journal", "postgres", "mysql",
+                 "redis", "restic", "certbot", "letsencrypt", "node", "npm"}
+FOREIGN_GROUPS = FOREIGN_USERS | {"adm", "sudo", "wheel", "shadow", "disk", "docker", "staff", "users", "nogroup",
+                                  "utmp", "tty", "kmem", "dialout", "ssl-cert", "systemd-journal", "lxd", "plugdev"}
+# Units the role writes besides opengram_service_name.
+OWN_UNITS = {"opengram-backup", "opengram-firewall"}
+# opengram_serial: a number of hosts or a percentage, or a list of them.
+SERIAL = re.compile(r"[1-9][0-9]{0,5}|([1-9][0-9]?|100)%")
 BOOL_WORDS = {"true", "false", "yes", "no", "on", "off", "1", "0"}
 MIN_SECRET_LENGTH = 16
 
@@ -153,7 +166,7 @@ def _whole(value):
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and re.match(r"^-?[0-9]+$", value.strip()):
+    if isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value):
         return int(value)
     return None
 
@@ -196,9 +209,10 @@ def _type_problem(name, value, spec):
 
 def _network_problems(networks, var, everyone_means):
     """Messages for a list of CIDR ranges; none may add up to every address."""
-    problems, parsed = [], []
+    problems, parsed = [], []  # parsed: (range, as written)
     if not isinstance(networks, (list, tuple)):
         return ["%s must be a list of CIDR ranges, e.g. ['192.0.2.0/24', '2001:db8::/32']" % var]
+    mapped = ipaddress.ip_network("::ffff:0:0/96")
     for raw in networks:
         text = str(raw).strip()
         try:
@@ -214,12 +228,18 @@ def _network_problems(networks, var, everyone_means):
             problems.append("%s entry '%s' is not a CIDR range (%s)%s. Write an address range with its prefix "
                             "length, e.g. 192.0.2.0/24, 198.51.100.7/32 or 2001:db8::/48." % (var, text, exc, hint))
             continue
-        parsed.append(net)
+        parsed.append((net, text))
+        # A dual-stack socket shows an IPv4 client as ::ffff:a.b.c.d: a range
+        # there is an IPv4 range too.
+        if net.version == 6 and net.supernet_of(mapped):
+            parsed.append((ipaddress.ip_network("0.0.0.0/0"), text))
+        elif net.version == 6 and net.subnet_of(mapped):
+            parsed.append((ipaddress.ip_network("%s/%d" % (net.network_address.ipv4_mapped, net.prefixlen - 96)), text))
     for version, everyone in ((4, ipaddress.ip_network("0.0.0.0/0")), (6, ipaddress.ip_network("::/0"))):
-        nets = [n for n in parsed if n.version == version]
-        if nets and everyone in list(ipaddress.collapse_addresses(nets)):
+        nets = [(n, text) for n, text in parsed if n.version == version]
+        if nets and everyone in list(ipaddress.collapse_addresses(n for n, _ in nets)):
             problems.append("%s=%s covers every IPv%d address (%s): %s"
-                            % (var, [str(n) for n in nets], version, everyone, everyone_means))
+                            % (var, [text for _, text in nets], version, everyone, everyone_means))
     return problems
 
 
@@ -397,6 +417,19 @@ def _port_problems(values, listeners):
     return problems
 
 
+def _host_report(listeners):
+    """{sockets, uid, unit, unit_ours, calendar, timespan} from validate.yml's
+    report (key=value lines after `ss -Htlne`'s), or as given."""
+    listeners = dict(listeners or {})
+    for line in str(listeners.pop("report", "")).splitlines():
+        key, _, value = line.partition("=")
+        if line.startswith("LISTEN"):
+            listeners["sockets"] = listeners.get("sockets", "") + line + "\n"
+        elif key in ("uid", "unit", "unit_ours", "calendar", "timespan"):
+            listeners[key] = value.strip()
+    return listeners
+
+
 def _listen_port(line):
     fields = line.split()
     if len(fields) < 4 or fields[0] != "LISTEN":
@@ -448,6 +481,50 @@ def _entries_problems(values):
     return problems
 
 
+def _host_problems(values, host):
+    """What the host tells about names the role would write there (validate.yml
+    reports it: key=value lines)."""
+    problems = []
+    for name, accounts, kind in (("opengram_user", FOREIGN_USERS, "user"), ("opengram_group", FOREIGN_GROUPS, "group")):
+        if str(values.get(name, "")) in accounts:
+            problems.append("%s='%s' is a %s of the system or of another service: Opengram runs as it, owns its files "
+                            "as it and a purging uninstall removes it. Give Opengram its own, e.g. %s: opengram"
+                            % (name, values[name], kind, name))
+    service = str(values.get("opengram_service_name", ""))
+    unit = host.get("unit", "")
+    if service in OWN_UNITS:
+        problems.append("opengram_service_name='%s' is the name of another unit this role writes (%s). Use e.g. "
+                        "opengram_service_name: opengram" % (service, ", ".join(sorted(OWN_UNITS))))
+    elif unit and host.get("unit_ours") != "yes":
+        problems.append("opengram_service_name='%s' is already a unit on this host (%s) that opengram-deploy did not "
+                        "write: the role would replace it. Use another name, e.g. opengram_service_name: opengram"
+                        % (service, unit))
+    timer = values.get("opengram_backup_timer", True)
+    if str(timer).lower() in ("true", "yes", "on", "1"):
+        for name, key, what, example in (
+                ("opengram_backup_schedule", "calendar", "a systemd calendar time (`systemd-analyze calendar`)",
+                 "daily"),
+                ("opengram_backup_randomized_delay", "timespan", "a systemd time span (`systemd-analyze timespan`)",
+                 "1h")):
+            if host.get(key) == "bad":
+                problems.append("%s='%s' is not %s: the backup timer would not load. Write e.g. %s: %s (man "
+                                "systemd.time), or set opengram_backup_timer: false." % (name, values.get(name), what,
+                                                                                       name, example))
+    return problems
+
+
+def _serial_problems(values):
+    if "opengram_serial" not in values:
+        return []
+    serial = values["opengram_serial"]
+    entries = serial if isinstance(serial, (list, tuple)) else [serial]
+    if entries and not isinstance(serial, bool) and all(
+            not isinstance(e, (bool, list, dict)) and SERIAL.fullmatch(str(e)) for e in entries):
+        return []
+    return ["opengram_serial=%r is not a batch size: give a number of hosts (1 or more), a percentage from 1%% to "
+            "100%%, or a list of them, e.g. -e opengram_serial=1 or -e opengram_serial=25%%" % (serial,)]
+
+
 def _offsite_problems(values):
     repository = str(values.get("opengram_backup_offsite_repository") or "")
     if not repository:
@@ -477,8 +554,11 @@ def _offsite_problems(values):
 def opengram_input_problems(values, listeners=None):
     """Every problem with the variables in `values` ({name: value}: the opengram_,
     caddy_, nginx_ and certbot_ variables defined for a host). `listeners`:
-    {sockets: output of `ss -Htlne` on the host, uid: the service user's uid
-    or ''}, to refuse a port another service already uses."""
+    {report: what validate.yml's host report printed} or its parts {sockets:
+    output of `ss -Htlne`, uid: the service user's uid or '', unit: the unit
+    file of opengram_service_name or '', unit_ours: yes when the role wrote
+    it, calendar/timespan: ok or bad}: a port another service uses, a unit of
+    another service, a backup schedule systemd would not load."""
     specs, problems = _specs(), []
     for name in sorted(values):
         if name not in specs:
@@ -510,7 +590,10 @@ def opengram_input_problems(values, listeners=None):
             number = _whole(value)
             if number is None or number < 1:
                 problems.append("%s='%s' %s" % (name, value, WHOLE[name]))
-    problems.extend(_port_problems(values, listeners))
+    host = _host_report(listeners)
+    problems.extend(_port_problems(values, host))
+    problems.extend(_host_problems(values, host))
+    problems.extend(_serial_problems(values))
     problems.extend(_path_problems(values))
     problems.extend(_owned_problems(values))
     problems.extend(_entries_problems(values))
@@ -520,9 +603,9 @@ def opengram_input_problems(values, listeners=None):
                                           TRUST_EVERYONE % values.get("opengram_trusted_proxy_header", "X-Real-IP")))
     secret = values.get("opengram_instance_secret")
     if isinstance(secret, str) and secret and not re.search(r"[\r\n]", secret):
-        if len(secret) < MIN_SECRET_LENGTH or re.search(r"\s", secret):
+        if len(secret) < MIN_SECRET_LENGTH or re.search(r"\s", secret) or len(set(secret)) < MIN_DISTINCT_CHARACTERS:
             problems.append("opengram_instance_secret (value not shown: it is a secret) is too weak or has spaces: "
-                            "use at least %d characters without spaces, e.g. og_ + random base64url (python3 -c "
+                            "use at least %d characters, 8 of them different, without spaces, e.g. og_ + random base64url (python3 -c "
                             "'import secrets; print(\"og_\" + secrets.token_urlsafe(32))'), or leave it empty to "
                             "have one generated." % MIN_SECRET_LENGTH)
     return problems
