@@ -226,18 +226,20 @@ def test_names_that_belong_to_others_on_the_host_are_refused(snapshot, hostname)
     """One run, each class named: a unit another package owns (journald's), a
     system account, a backup schedule systemd rejects (asked of the host's own
     systemd-analyze), IPv4-mapped IPv6 covering every IPv4 client, a batch
-    size Ansible cannot use."""
+    size Ansible cannot use, a self-check host the inventory does not have."""
     before = snapshot.mark()
     run = run_playbook("-e", json.dumps({"opengram_service_name": "systemd-journald", "opengram_user": "www-data",
                                          "opengram_backup_schedule": "every day",
-                                         "opengram_trusted_proxies": ["::ffff:0:0/96"], "opengram_serial": 0}))
+                                         "opengram_trusted_proxies": ["::ffff:0:0/96"], "opengram_serial": 0,
+                                         "opengram_selfcheck_from": "probe-host"}))
     text = refused_without_change(run, snapshot, before, hostname)
     for expected in ("opengram_service_name='systemd-journald' is already a unit on this host "
                      "(/usr/lib/systemd/system/systemd-journald.service) that opengram-deploy did not write",
                      "opengram_user='www-data' is a user of the system or of another service",
                      "opengram_backup_schedule='every day' is not a systemd calendar time",
                      "opengram_trusted_proxies=['::ffff:0:0/96'] covers every IPv4 address",
-                     "opengram_serial=0 is not a batch size"):
+                     "opengram_serial=0 is not a batch size",
+                     "opengram_selfcheck_from='probe-host' is not a host of this inventory"):
         assert expected in " ".join(text.split()), "message lacks %r:\n%s" % (expected, output(run)[-3000:])
 
 
