@@ -169,7 +169,8 @@ def drop_superseded(image: str, old_id: str | None) -> None:
 
 
 def remove_if_untagged(iid: str) -> None:
-    """Drop the superseded base image if nothing names or uses it (best effort)."""
+    """Drop image ``iid`` when no tag names it any more (best effort: docker keeps
+    an image a container uses)."""
     proc = subprocess.run(["docker", "image", "inspect", "--format",
                            "{{len .RepoTags}}", iid], capture_output=True, text=True)
     if proc.returncode == 0 and proc.stdout.strip() == "0":
@@ -197,6 +198,9 @@ def build_image(image: str, base: str, script: str, label: str, key: str, cmd: s
     """``image`` = ``base`` after ``script`` (sh -c in a container ``builder``),
     committed with ``CMD cmd`` and ``LABEL label=key``; the image it replaces is
     dropped when nothing else names it. Output goes to ``log``."""
+    if subprocess.run(["docker", "container", "inspect", builder], stdout=subprocess.DEVNULL,
+                      stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL).returncode == 0:
+        raise HostPrepError(f"a container {builder} exists already; not touching it")
     old_id = image_id(image)
     try:
         run_logged(["docker", "run", "--name", builder, *run_args, base, "sh", "-c", script], log,
