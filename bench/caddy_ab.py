@@ -23,9 +23,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import run  # noqa: E402
+import measure  # noqa: E402
+import topology  # noqa: E402
 
-HOST = run.PROXY_HOSTS[0]
+HOST = topology.PROXY_HOSTS[0]
 CADDYFILE = "/etc/caddy/Caddyfile"
 # Our site, imported by the Caddyfile (roles/caddy): the variants are of this file.
 SITE = "/etc/caddy/opengram-deploy/site.caddy"
@@ -34,7 +35,7 @@ SITE = "/etc/caddy/opengram-deploy/site.caddy"
 def strip(text: str, pattern: str) -> str:
     out, n = re.subn(pattern, "", text, flags=re.S | re.M)
     if not n:
-        raise run.BenchError(f"pattern not in the Caddyfile: {pattern}")
+        raise topology.BenchError(f"pattern not in the Caddyfile: {pattern}")
     return out
 
 
@@ -50,20 +51,20 @@ def variants(original: str) -> dict[str, str]:
                           ("without the HSTS header", hsts)):
         try:
             out[name] = strip(original, pattern)
-        except run.BenchError as exc:
+        except topology.BenchError as exc:
             print(f"skipping '{name}': {exc}", file=sys.stderr)
     bare = original
     for pattern in (body_limit, header_up, flush, hsts):
         try:
             bare = strip(bare, pattern)
-        except run.BenchError:
+        except topology.BenchError:
             pass
     out["none of them (guide-like)"] = bare
     return out
 
 
 def load(text: str) -> None:
-    run.dexec(HOST.name, "sh", "-c", f"cat > {SITE}.ab && sed 's#^import {SITE}$#import {SITE}.ab#' {CADDYFILE}"
+    topology.dexec(HOST.name, "sh", "-c", f"cat > {SITE}.ab && sed 's#^import {SITE}$#import {SITE}.ab#' {CADDYFILE}"
               f" > {CADDYFILE}.ab && caddy reload --adapter caddyfile --config {CADDYFILE}.ab", input=text)
 
 
@@ -74,14 +75,14 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=5)
     p.add_argument("--conns", default="1,8")
     args = p.parse_args()
-    if HOST.name not in run.our_objects("container"):
+    if HOST.name not in topology.our_objects("container"):
         print(f"{HOST.name} is not running: python3 bench/run.py --smoke --keep "
               "--skip-deploy-cost first", file=sys.stderr)
         return 1
-    original = run.dexec(HOST.name, "cat", SITE).stdout
+    original = topology.dexec(HOST.name, "cat", SITE).stdout
     vs = variants(original)
     url = f"https://{HOST.domain}"
-    path = run.BenchPath("ab", "ab", url, HOST.name, "ours")
+    path = topology.BenchPath("ab", "ab", url, HOST.name, "ours")
     conns = [int(c) for c in args.conns.split(",")]
     samples: dict[str, dict[int, list[float]]] = {v: {c: [] for c in conns} for v in vs}
     names = list(vs)
@@ -90,17 +91,17 @@ def main() -> int:
             order = names[r % len(names):] + names[:r % len(names)]
             for name in order:
                 load(vs[name])
-                run.wrk(path, 8, 1)  # settle
+                measure.wrk(path, 8, 1)  # settle
                 for c in conns:
-                    samples[name][c].append(run.wrk(path, c, args.seconds)["rps"])
-            run.say(f"round {r + 1}/{args.rounds} done")
+                    samples[name][c].append(measure.wrk(path, c, args.seconds)["rps"])
+            topology.say(f"round {r + 1}/{args.rounds} done")
     finally:
-        run.dexec(HOST.name, "caddy", "reload", "--adapter", "caddyfile", "--config", CADDYFILE)
-        run.dexec(HOST.name, "rm", "-f", f"{CADDYFILE}.ab", f"{SITE}.ab")
-    base = {c: run.median(samples["as deployed"][c]) for c in conns}
+        topology.dexec(HOST.name, "caddy", "reload", "--adapter", "caddyfile", "--config", CADDYFILE)
+        topology.dexec(HOST.name, "rm", "-f", f"{CADDYFILE}.ab", f"{SITE}.ab")
+    base = {c: measure.median(samples["as deployed"][c]) for c in conns}
     print(f"\nrequests/s, median of {args.rounds} rounds (ratio to 'as deployed'):")
     for name in names:
-        cells = [f"c={c}: {run.median(samples[name][c]):7.0f} ({run.median(samples[name][c]) / base[c]:.2f}x)"
+        cells = [f"c={c}: {measure.median(samples[name][c]):7.0f} ({measure.median(samples[name][c]) / base[c]:.2f}x)"
                  for c in conns]
         print(f"  {name:52s} " + "  ".join(cells))
     out = Path(__file__).resolve().parent / "results" / "caddy_ab.json"

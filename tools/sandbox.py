@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shlex
 import subprocess
 import sys
@@ -47,23 +46,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tools import hostprep  # noqa: E402
+from tools.ogd import containers, roles  # noqa: E402
+from tools.ogd.common import (HostPrepError, cache_dir, cache_lock, read_stamp, run_captured,  # noqa: E402
+                              write_stamp)
+from tools.ogd.docker import docker_info_ok  # noqa: E402
+from tools.ogd.env import ensure_all  # noqa: E402
+from tools.ogd.images import BASE_IMAGE  # noqa: E402
+from tools.ogd.recap import recap_lines  # noqa: E402
 
 NAME = "ogd-sandbox"  # container, its network, and the inventory host
 LABEL = "ogd.sandbox"  # set on what we create; `down` removes nothing without it
-IMAGE = hostprep.BASE_IMAGE
+IMAGE = BASE_IMAGE
 INVENTORY = "inventories/sandbox/hosts.yml"
 GROUP_VARS = ROOT / "inventories/sandbox/group_vars/opengram.yml"
-ROLE_DEFAULTS = ROOT / "roles/opengram/defaults/main.yml"
+ROLE_DEFAULTS = roles.defaults_file("opengram")
 STANDIN_BUILD = ROOT / "tests/fixtures/opengram-standin/build.py"
 CADDY_ROOT = "/var/lib/caddy/.local/share/caddy/pki/authorities/local/root.crt"
-# Same as the Molecule platforms (molecule/caddy/molecule.yml).
-SYSTEMD_RUN_FLAGS = (
-    "--cap-add", "SYS_ADMIN", "--cap-add", "NET_ADMIN",
-    "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
-    "--tmpfs", "/run", "--tmpfs", "/run/lock",
-    "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
-)
 SYSTEMD_DEADLINE = 90.0
 
 
@@ -76,23 +74,8 @@ class SandboxError(RuntimeError):
 # ---------------------------------------------------------------------------
 
 
-def yaml_scalar(text: str, key: str) -> str | None:
-    """A top-level `key: value` scalar of a simple YAML file, unquoted; None if absent."""
-    m = re.search(rf"^{re.escape(key)}:[ \t]*(.*?)[ \t]*$", text, re.MULTILINE)
-    if not m:
-        return None
-    value = m.group(1)
-    if value and value[0] in "\"'":
-        end = value.find(value[0], 1)
-        return value[1:end] if end > 0 else None
-    return re.sub(r"\s+#.*$", "", value).strip() or None
-
-
 def read_setting(path: Path, key: str) -> str:
-    value = yaml_scalar(path.read_text(), key)
-    if not value:
-        raise SandboxError(f"{key} not found as a plain `{key}: value` line in {path}")
-    return value
+    return roles.setting(path, key, SandboxError)
 
 
 @dataclass(frozen=True)
@@ -159,9 +142,7 @@ def network_create_cmd() -> list[str]:
 
 
 def container_run_cmd(domain: str) -> list[str]:
-    return ["docker", "run", "--detach", "--name", NAME, "--hostname", NAME,
-            "--label", f"{LABEL}=1", "--network", NAME, "--network-alias", domain,
-            *SYSTEMD_RUN_FLAGS, IMAGE, "/lib/systemd/systemd"]
+    return containers.systemd_run_cmd(NAME, IMAGE, NAME, domain, LABEL)
 
 
 def playbook_cmd(tarball: Path | None, version: str | None = None,
@@ -200,15 +181,6 @@ def curl_cmd(domain: str, ip: str, root_crt: Path) -> list[str]:
             f"https://{domain}/api/v1/health"]
 
 
-def recap_lines(output: str) -> list[str]:
-    """The host lines after the last PLAY RECAP of ansible-playbook's output."""
-    _, sep, tail = output.rpartition("PLAY RECAP")
-    if not sep:
-        return []
-    return [re.sub(r"\s+", " ", line).strip() for line in tail.splitlines()
-            if re.search(r"\bok=\d+", line)]
-
-
 def health_ok(body: str) -> bool:
     try:
         data = json.loads(body)
@@ -227,11 +199,11 @@ def say(msg: str = "") -> None:
 
 
 def run(cmd: list[str], *, check: bool = True, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
-    return hostprep.run_captured(cmd, error=SandboxError, check=check, timeout=timeout, **kw)
+    return run_captured(cmd, error=SandboxError, check=check, timeout=timeout, **kw)
 
 
 def work_dir() -> Path:
-    path = hostprep.cache_dir() / "sandbox"
+    path = cache_dir() / "sandbox"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -271,20 +243,8 @@ def ensure_container(domain: str) -> bool:
 
 
 def wait_for_systemd(deadline_s: float = SYSTEMD_DEADLINE) -> str:
-    """Poll `systemctl is-system-running` until running/degraded (right after start
-    it fails with "Failed to connect to bus")."""
-    deadline = time.monotonic() + deadline_s
-    while True:
-        proc = run(["docker", "exec", NAME, "systemctl", "is-system-running"],
-                   check=False, timeout=30)
-        answer = (proc.stdout.strip() or proc.stderr.strip()).splitlines()
-        answer = answer[-1] if answer else f"exit {proc.returncode}"
-        if answer in ("running", "degraded"):
-            return answer
-        if time.monotonic() > deadline:
-            raise SandboxError(f"systemd in {NAME} is not up after {deadline_s:.0f} s "
-                               f"(last answer: {answer}); see `docker logs {NAME}`")
-        time.sleep(1)
+    """systemd's state in NAME once it is running or degraded."""
+    return containers.wait_for_systemd([NAME], deadline_s, SandboxError)[NAME]
 
 
 def ask_registry(package: str, version: str) -> subprocess.CompletedProcess:
@@ -344,14 +304,14 @@ def check_and_record(choice: Choice, version: str, created: bool, work: Path) ->
     """The role installs a version once: switching real <-> stand-in needs a fresh container."""
     path = state_file(work)
     kind = "standin" if choice.standin else "real"
-    previous = hostprep.read_stamp(path) if not created else None
+    previous = read_stamp(path) if not created else None
     if previous and previous.get("version") == version and previous.get("package") != kind:
         label = {"standin": "stand-in (test fixture)", "real": "real"}
         raise SandboxError(
             f"{NAME} already has the {label.get(previous.get('package'), '?')} package installed "
             f"as {version}, and the role would keep it. Run `python3 tools/sandbox.py down` "
             f"first to switch to the {label[kind]} one.")
-    hostprep.write_stamp(path, kind, package=kind, version=version)
+    write_stamp(path, kind, package=kind, version=version)
 
 
 # ---------------------------------------------------------------------------
@@ -388,12 +348,12 @@ def cmd_up(force: str | None, package_path: Path | None = None) -> int:
     t = lap("package check", t)
 
     try:
-        env = {**os.environ, **hostprep.ensure_all()}
-    except hostprep.HostPrepError as exc:
+        env = {**os.environ, **ensure_all()}
+    except HostPrepError as exc:
         raise SandboxError(f"preparing the machine failed: {exc}") from exc
     t = lap("hostprep", t)
 
-    with hostprep.cache_lock("sandbox"):
+    with cache_lock("sandbox"):
         created = ensure_container(domain)
         systemd = wait_for_systemd()
         say(f"container {NAME}: {'created' if created else 'already there'}, systemd {systemd}")
@@ -430,7 +390,7 @@ def cmd_up(force: str | None, package_path: Path | None = None) -> int:
 
 def cmd_status() -> int:
     domain = read_setting(GROUP_VARS, "opengram_domain")
-    if not hostprep.docker_info_ok():
+    if not docker_info_ok():
         say(f"{NAME}: not running (no docker engine answers)")
         return 3
     state = inspect("container", "{{.State.Status}}")
@@ -439,7 +399,7 @@ def cmd_status() -> int:
             "`python3 tools/sandbox.py up`")
         return 3
     ip = container_ip()
-    recorded = hostprep.read_stamp(state_file(work_dir())) or {}
+    recorded = read_stamp(state_file(work_dir())) or {}
     say(f"{NAME}: running, IP {ip}")
     say(f"URL: https://{domain}/")
     if recorded.get("package") == "standin":
@@ -456,10 +416,10 @@ def cmd_status() -> int:
 
 
 def cmd_down() -> int:
-    if not hostprep.docker_info_ok():
+    if not docker_info_ok():
         say("no docker engine answers: nothing to remove")
         return 0
-    with hostprep.cache_lock("sandbox"):
+    with cache_lock("sandbox"):
         removed = []
         for kind, rm in (("container", ["docker", "rm", "--force", "--volumes", NAME]),
                          ("network", ["docker", "network", "rm", NAME])):

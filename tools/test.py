@@ -43,7 +43,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tools import hostprep  # noqa: E402
+from tools.ogd.env import ensure_all  # noqa: E402
 
 STAGES = ("lint", "pytest", "molecule", "bench")
 
@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     stages = args.only or list(STAGES)
 
     started = time.monotonic()
-    env = dict(os.environ, **hostprep.ensure_all())
+    env = dict(os.environ, **ensure_all())
     env.setdefault("ANSIBLE_FORCE_COLOR", "0")
     env["PY_COLORS"] = "0"
 

@@ -1,4 +1,4 @@
-"""Unit tests of bench/run.py's pure parts (no docker): python3 -m pytest bench/tests"""
+"""Unit tests of the bench's pure parts (no docker): python3 -m pytest bench/tests"""
 
 import json
 import sys
@@ -8,7 +8,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import run  # noqa: E402
+import configs  # noqa: E402
+import measure  # noqa: E402
+import report  # noqa: E402
+import topology  # noqa: E402
+from tools.ogd import recap as ogd_recap, roles  # noqa: E402
 
 NGINX_SITE = """# Ansible managed
 server {
@@ -50,14 +54,14 @@ KEEPALIVE_SITE = NGINX_SITE.replace(
 
 
 def test_server_blocks():
-    blocks = run.server_blocks(KEEPALIVE_SITE)
+    blocks = configs.server_blocks(KEEPALIVE_SITE)
     assert len(blocks) == 2
     assert blocks[0].startswith("server {") and "listen 80 default_server;" in blocks[0]
     assert blocks[1].rstrip().endswith("}") and "location / {" in blocks[1]
 
 
 def test_variant_adds_keepalive_to_a_site_without_it():
-    name, _, out = run.nginx_variant(NGINX_SITE, port=8443)
+    name, _, out = configs.nginx_variant(NGINX_SITE, port=8443)
     assert name == "ours-nginx+keepalive"
     assert "upstream ogdbench_keepalive {\n    server 127.0.0.1:3000;\n    keepalive 16;" in out
     assert "listen 8443 ssl;" in out
@@ -68,7 +72,7 @@ def test_variant_adds_keepalive_to_a_site_without_it():
 
 
 def test_variant_removes_keepalive_from_a_site_with_it():
-    name, _, out = run.nginx_variant(KEEPALIVE_SITE, port=8443)
+    name, _, out = configs.nginx_variant(KEEPALIVE_SITE, port=8443)
     assert name == "ours-nginx-no-keepalive"
     assert "upstream" not in out.split("\n", 1)[1]
     assert "proxy_pass http://127.0.0.1:3000;" in out
@@ -81,52 +85,52 @@ def test_variant_removes_keepalive_from_every_location_of_a_gated_site():
     # locations of their own, each with its proxy_pass.
     gated = KEEPALIVE_SITE.replace(
         "    location / {", "    location /api/ {\n        proxy_pass http://opengram_upstream;\n    }\n\n    location / {")
-    name, _, out = run.nginx_variant(gated, port=8443)
+    name, _, out = configs.nginx_variant(gated, port=8443)
     assert name == "ours-nginx-no-keepalive"
     assert "location /api/ {" in out and out.count("proxy_pass http://127.0.0.1:3000;") >= 2
     assert "opengram_upstream" not in out
 
 
 def test_nginx_ceiling_answers_health_itself_over_the_same_tls():
-    out = run.nginx_ceiling(KEEPALIVE_SITE, port=8444)
+    out = configs.nginx_ceiling(KEEPALIVE_SITE, port=8444)
     assert out.count("server {") == 1 and "listen 8444 ssl;" in out and "listen 443" not in out
     assert "ssl_certificate /etc/letsencrypt/live/x/fullchain.pem;" in out
     health = out.index("location = /api/v1/health {")
-    assert "return 200 '%s';" % run.CEILING_BODY in out[health:out.index("location / {")]
+    assert "return 200 '%s';" % topology.CEILING_BODY in out[health:out.index("location / {")]
     assert "acme-challenge" not in out
-    with pytest.raises(run.BenchError):
-        run.nginx_ceiling(KEEPALIVE_SITE.replace("    location / {\n        proxy_pass", "    location /x {\n        proxy_pass"))
+    with pytest.raises(topology.BenchError):
+        configs.nginx_ceiling(KEEPALIVE_SITE.replace("    location / {\n        proxy_pass", "    location /x {\n        proxy_pass"))
 
 
 def test_nginx_ceiling_replaces_the_gated_sites_own_health_location():
     gated = KEEPALIVE_SITE.replace(
         "    location / {", "    location = /api/v1/health {\n        proxy_pass http://opengram_upstream;\n"
         "        if ($x) { return 403; }\n    }\n\n    location / {")
-    out = run.nginx_ceiling(gated, port=8444)
+    out = configs.nginx_ceiling(gated, port=8444)
     assert out.count("location = /api/v1/health {") == 1, "a second health location: nginx -t refuses it"
     health = out.index("location = /api/v1/health {")
-    assert "return 200 '%s';" % run.CEILING_BODY in out[health:out.index("location / {")]
+    assert "return 200 '%s';" % topology.CEILING_BODY in out[health:out.index("location / {")]
     assert "if ($x)" not in out and out.count("{") == out.count("}")
 
 
 def test_caddy_ceiling_uses_the_given_certificate_without_redirects():
-    out = run.caddy_ceiling("c.test", "/s/c.test.crt", "/s/c.test.key", port=8444)
+    out = configs.caddy_ceiling("c.test", "/s/c.test.crt", "/s/c.test.key", port=8444)
     assert "admin off" in out and "auto_https disable_redirects" in out
     assert "https://c.test:8444 {" in out and "tls /s/c.test.crt /s/c.test.key" in out
-    assert "respond /api/v1/health `%s` 200" % run.CEILING_BODY in out
+    assert "respond /api/v1/health `%s` 200" % topology.CEILING_BODY in out
 
 
 def test_site_has_upstream_keepalive():
-    assert not run.site_has_upstream_keepalive(NGINX_SITE)
-    assert run.site_has_upstream_keepalive(KEEPALIVE_SITE)
-    assert not run.site_has_upstream_keepalive("upstream u {\n    server 127.0.0.1:3000;\n}\n")
+    assert not configs.site_has_upstream_keepalive(NGINX_SITE)
+    assert configs.site_has_upstream_keepalive(KEEPALIVE_SITE)
+    assert not configs.site_has_upstream_keepalive("upstream u {\n    server 127.0.0.1:3000;\n}\n")
 
 
 def test_variant_refuses_an_unexpected_site():
-    with pytest.raises(run.BenchError):
-        run.nginx_variant(NGINX_SITE.replace('proxy_set_header Connection "";', ""))
-    with pytest.raises(run.BenchError):
-        run.nginx_variant("server { listen 80; }")
+    with pytest.raises(topology.BenchError):
+        configs.nginx_variant(NGINX_SITE.replace('proxy_set_header Connection "";', ""))
+    with pytest.raises(topology.BenchError):
+        configs.nginx_variant("server { listen 80; }")
 
 
 def test_parse_wrk():
@@ -134,12 +138,12 @@ def test_parse_wrk():
            "errors": {"connect": 0, "read": 0, "write": 0, "status": 2, "timeout": 0},
            "latency_us": {"min": 100, "mean": 400.0, "max": 9000, "stdev": 1.0,
                           "p50": 350, "p90": 700, "p99": 2500, "p999": 8000}}
-    r = run.parse_wrk("Running 2s test\n  1 threads\nOGDBENCH_JSON " + json.dumps(doc) + "\n")
+    r = measure.parse_wrk("Running 2s test\n  1 threads\nOGDBENCH_JSON " + json.dumps(doc) + "\n")
     assert r["rps"] == 2500
     assert (r["p50_ms"], r["p90_ms"], r["p99_ms"]) == (0.35, 0.7, 2.5)
     assert r["errors"] == 2
-    with pytest.raises(run.BenchError):
-        run.parse_wrk("no json here")
+    with pytest.raises(topology.BenchError):
+        measure.parse_wrk("no json here")
 
 
 def test_parse_profile_and_recap():
@@ -154,21 +158,21 @@ opengram : Install Node.js, npm and the native-module build tools ----- 120.50s
 Gathering Facts ----------------------------------------------------------- 3.25s
 caddy : Install Caddy ----------------------------------------------------- 2.00s
 """
-    prof = run.parse_profile(out)
+    prof = ogd_recap.parse_profile(out)
     assert [t["task"] for t in prof] == [
         "opengram : Install Node.js, npm and the native-module build tools",
         "Gathering Facts", "caddy : Install Caddy"]
     assert prof[0]["seconds"] == 120.5
-    recap = run.parse_recap(out)
+    recap = ogd_recap.parse_recap(out)
     assert recap["ogdbench-fleet-2"]["changed"] == 24
-    assert run.parse_profile("no recap") == []
+    assert ogd_recap.parse_profile("no recap") == []
 
 
 def test_percentile_and_median():
-    assert run.percentile([], 95) is None
-    assert run.percentile([1, 2, 3, 4, 5], 50) == 3
-    assert run.percentile([1, 2, 3, 4, 5], 95) == pytest.approx(4.8)
-    assert run.median([3, 1, 2]) == 2
+    assert measure.percentile([], 95) is None
+    assert measure.percentile([1, 2, 3, 4, 5], 50) == 3
+    assert measure.percentile([1, 2, 3, 4, 5], 95) == pytest.approx(4.8)
+    assert measure.median([3, 1, 2]) == 2
 
 
 def test_aims_from_results():
@@ -181,28 +185,28 @@ def test_aims_from_results():
                    "fleet_ratio_to_one": {"1": 1.0, "4": 1.7}},
     }
     met = {a["aim"].split(" ")[0] + ("-sse" if "SSE" in a["aim"] else ""): a["met"]
-           for a in run.aims(results)}
+           for a in report.aims(results)}
     assert met == {"ours-nginx": True, "ours-caddy": False, "ours-caddy-sse": True,
                    "ours-nginx-sse": False, "no-change-1": True, "4": False}
 
 
 def test_results_md_keeps_text_outside_the_markers(tmp_path):
     path = tmp_path / "RESULTS.md"
-    run.update_results_md(path, "first")
+    report.update_results_md(path, "first")
     text = path.read_text()
     assert "first" in text
-    path.write_text("# Title\n\nhand-written analysis\n\n" + text[text.index(run.RESULTS_BEGIN):]
+    path.write_text("# Title\n\nhand-written analysis\n\n" + text[text.index(report.RESULTS_BEGIN):]
                     + "\nmore notes\n")
-    run.update_results_md(path, "second")
+    report.update_results_md(path, "second")
     text = path.read_text()
     assert "second" in text and "first" not in text
     assert "hand-written analysis" in text and "more notes" in text
 
 
 def test_inventory_shape(tmp_path, monkeypatch):
-    monkeypatch.setattr(run, "role_default", lambda key: "0.2.1")
-    hosts = [run.PEBBLE, run.CLIENT, *run.PROXY_HOSTS]
-    inv = json.loads(run.write_inventory(tmp_path, hosts).read_text())["all"]["children"]
+    monkeypatch.setattr(roles, "role_default", lambda key, **kw: "0.2.1")
+    hosts = [topology.PEBBLE, topology.CLIENT, *topology.PROXY_HOSTS]
+    inv = json.loads(topology.write_inventory(tmp_path, hosts).read_text())["all"]["children"]
     og = inv["opengram"]["hosts"]
     assert {h: v["opengram_proxy"] for h, v in og.items()} == {
         "ogdbench-ours-caddy": "caddy", "ogdbench-ours-nginx": "nginx",
@@ -224,6 +228,6 @@ def test_problems_flags_missing_measurements_not_timings():
     results = {"settings": settings, "paths": [{"name": "a"}, {"name": "b"}],
                "proxy": {k: {"a": ok[k], "b": bad[k]} for k in ok},
                "deploy": {"runs": {"no-change-1": {"changed": 1}, "cold-1": {"changed": 20}}}}
-    found = run.problems(results)
+    found = report.problems(results)
     assert all(f.startswith(("b:", "no-change-1:")) for f in found)
     assert len(found) == 5

@@ -1,4 +1,4 @@
-"""Unit tests for the pure parts of tools/hostprep.py (no docker, no network)."""
+"""Unit tests for the pure parts of tools/hostprep.py and its library tools/ogd (no docker, no network)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from tools import hostprep  # noqa: E402
-from tools.hostprep import HostPrepError  # noqa: E402
+from tools.ogd import common, docker, galaxy, images, roles  # noqa: E402
+from tools.ogd import env as ogd_env, venv as ogd_venv  # noqa: E402
+from tools.ogd.common import HostPrepError  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -44,7 +45,7 @@ collections:
 
 
 def test_parse_good():
-    assert hostprep.parse_requirements_yml(GOOD) == {
+    assert galaxy.parse_requirements_yml(GOOD) == {
         "community.docker": "4.8.5",
         "ansible.posix": "2.1.0",
         "community.general": "11.4.2",
@@ -52,12 +53,12 @@ def test_parse_good():
 
 
 def test_parse_keeps_file_order():
-    assert list(hostprep.parse_requirements_yml(GOOD)) == [
+    assert list(galaxy.parse_requirements_yml(GOOD)) == [
         "community.docker", "ansible.posix", "community.general"]
 
 
 def test_repo_requirements_yml_parses_and_pins_the_needed_collections():
-    pins = hostprep.parse_requirements_yml(
+    pins = galaxy.parse_requirements_yml(
         (REPO_ROOT / "requirements.yml").read_text())
     for needed in ("community.docker", "ansible.posix",
                    "community.library_inventory_filtering_v1", "community.general"):
@@ -84,61 +85,61 @@ def test_repo_requirements_yml_parses_and_pins_the_needed_collections():
 ])
 def test_parse_errors(text, message):
     with pytest.raises(HostPrepError, match=message):
-        hostprep.parse_requirements_yml(text)
+        galaxy.parse_requirements_yml(text)
 
 
 # --- hashes and stamps ---------------------------------------------------------------
 
 def test_sha256_hex_is_length_prefixed():
-    assert hostprep.sha256_hex("ab", "c") != hostprep.sha256_hex("a", "bc")
-    assert hostprep.sha256_hex("x") == hostprep.sha256_hex(b"x")
+    assert common.sha256_hex("ab", "c") != common.sha256_hex("a", "bc")
+    assert common.sha256_hex("x") == common.sha256_hex(b"x")
 
 
 def test_venv_key_depends_on_requirements_and_python():
-    base = hostprep.venv_key(b"pytest==9.2.0\n", "cpython-3.11.7")
-    assert base == hostprep.venv_key(b"pytest==9.2.0\n", "cpython-3.11.7")
-    assert base != hostprep.venv_key(b"pytest==9.2.1\n", "cpython-3.11.7")
-    assert base != hostprep.venv_key(b"pytest==9.2.0\n", "cpython-3.12.1")
+    base = ogd_venv.venv_key(b"pytest==9.2.0\n", "cpython-3.11.7")
+    assert base == ogd_venv.venv_key(b"pytest==9.2.0\n", "cpython-3.11.7")
+    assert base != ogd_venv.venv_key(b"pytest==9.2.1\n", "cpython-3.11.7")
+    assert base != ogd_venv.venv_key(b"pytest==9.2.0\n", "cpython-3.12.1")
 
 
 def test_venv_path_is_under_cache(_cache):
-    path = hostprep.venv_path(b"x==1\n")
+    path = ogd_venv.venv_path(b"x==1\n")
     assert path.parent == _cache
-    assert path.name == "venv-" + hostprep.venv_key(b"x==1\n")[:16]
+    assert path.name == "venv-" + ogd_venv.venv_key(b"x==1\n")[:16]
 
 
 def test_remove_other_venvs_keeps_current_and_foreign_dirs(_cache):
-    keep = hostprep.venv_path(b"a==1\n")
-    old = hostprep.venv_path(b"a==2\n")
+    keep = ogd_venv.venv_path(b"a==1\n")
+    old = ogd_venv.venv_path(b"a==2\n")
     foreign = _cache / "venv-mine"
-    recent = hostprep.venv_path(b"a==3\n")
+    recent = ogd_venv.venv_path(b"a==3\n")
     for d in (keep, old, foreign, recent):
         d.mkdir(parents=True)
     now = time.time()
     os.utime(old, (now - 3 * 24 * 3600, now - 3 * 24 * 3600))
     # Another checkout's venv in use (recent) stays; one unused for days goes.
-    assert hostprep._remove_other_venvs(keep, now=now) == 1
+    assert ogd_venv._remove_other_venvs(keep, now=now) == 1
     assert keep.is_dir() and foreign.is_dir() and recent.is_dir() and not old.exists()
 
 
 def test_recipe_hash_changes_with_packages_and_revision(monkeypatch):
-    base = hostprep.base_image_recipe_hash()
-    assert base == hostprep.base_image_recipe_hash()
-    monkeypatch.setattr(hostprep, "BASE_PACKAGES", hostprep.BASE_PACKAGES + ("nano",))
-    with_nano = hostprep.base_image_recipe_hash()
+    base = images.base_image_recipe_hash()
+    assert base == images.base_image_recipe_hash()
+    monkeypatch.setattr(images, "BASE_PACKAGES", images.BASE_PACKAGES + ("nano",))
+    with_nano = images.base_image_recipe_hash()
     assert with_nano != base
-    monkeypatch.setattr(hostprep, "BASE_IMAGE_REVISION", hostprep.BASE_IMAGE_REVISION + 1)
-    assert hostprep.base_image_recipe_hash() not in (base, with_nano)
+    monkeypatch.setattr(images, "BASE_IMAGE_REVISION", images.BASE_IMAGE_REVISION + 1)
+    assert images.base_image_recipe_hash() not in (base, with_nano)
 
 
 def test_recipe_hash_ignores_package_order(monkeypatch):
-    base = hostprep.base_image_recipe_hash()
-    monkeypatch.setattr(hostprep, "BASE_PACKAGES", tuple(reversed(hostprep.BASE_PACKAGES)))
-    assert hostprep.base_image_recipe_hash() == base
+    base = images.base_image_recipe_hash()
+    monkeypatch.setattr(images, "BASE_PACKAGES", tuple(reversed(images.BASE_PACKAGES)))
+    assert images.base_image_recipe_hash() == base
 
 
 def test_sources_list_has_main_updates_security():
-    lines = hostprep.sources_list().splitlines()
+    lines = images.sources_list().splitlines()
     assert lines == [
         "deb http://deb.debian.org/debian trixie main",
         "deb http://deb.debian.org/debian trixie-updates main",
@@ -148,21 +149,21 @@ def test_sources_list_has_main_updates_security():
 
 def test_stamp_roundtrip(tmp_path):
     stamp = tmp_path / "s.json"
-    assert not hostprep.stamp_matches(stamp, "k")
-    hostprep.write_stamp(stamp, "k", extra="x")
-    assert hostprep.stamp_matches(stamp, "k")
-    assert not hostprep.stamp_matches(stamp, "other")
-    assert hostprep.read_stamp(stamp)["extra"] == "x"
+    assert not common.stamp_matches(stamp, "k")
+    common.write_stamp(stamp, "k", extra="x")
+    assert common.stamp_matches(stamp, "k")
+    assert not common.stamp_matches(stamp, "other")
+    assert common.read_stamp(stamp)["extra"] == "x"
     assert not (tmp_path / "s.json.tmp").exists()
     stamp.write_text("{not json")
-    assert not hostprep.stamp_matches(stamp, "k")
+    assert not common.stamp_matches(stamp, "k")
 
 
 def test_collections_key_depends_on_text_and_bundle():
-    k = hostprep.collections_key(b"a")
-    assert k == hostprep.collections_key(b"a")
-    assert k != hostprep.collections_key(b"b")
-    assert k != hostprep.collections_key(b"a", bundle="99.0.0")
+    k = galaxy.collections_key(b"a")
+    assert k == galaxy.collections_key(b"a")
+    assert k != galaxy.collections_key(b"b")
+    assert k != galaxy.collections_key(b"a", bundle="99.0.0")
 
 
 # --- collection extraction from a (synthetic) ansible wheel ----------------------
@@ -188,34 +189,34 @@ def test_extract_only_pinned(tmp_path):
         "other.thing": ("1.0.0", {}),
     })
     dest = tmp_path / "out"
-    got = hostprep.extract_collections(
+    got = galaxy.extract_collections(
         wheel, {"community.docker": "4.8.5", "community.lib": "1.1.5"}, dest)
     assert got == {"community.docker": "4.8.5", "community.lib": "1.1.5"}
     root = dest / "ansible_collections"
     assert (root / "community/docker/plugins/modules/thing.py").is_file()
     assert not (root / "other").exists()
     assert not (root / "ansible_release.py").exists()
-    assert hostprep.installed_collections_ok(dest, got)
-    assert not hostprep.installed_collections_ok(dest, {"community.docker": "4.8.6"})
+    assert galaxy.installed_collections_ok(dest, got)
+    assert not galaxy.installed_collections_ok(dest, {"community.docker": "4.8.6"})
 
 
 def test_extract_version_mismatch(tmp_path):
     wheel = _wheel(tmp_path / "ansible.whl", {"a.b": ("2.0.0", {})})
     with pytest.raises(HostPrepError, match=r"pins a\.b 1\.0\.0, but .* ships 2\.0\.0"):
-        hostprep.extract_collections(wheel, {"a.b": "1.0.0"}, tmp_path / "out")
+        galaxy.extract_collections(wheel, {"a.b": "1.0.0"}, tmp_path / "out")
 
 
 def test_extract_missing_collection(tmp_path):
     wheel = _wheel(tmp_path / "ansible.whl", {"a.b": ("1.0.0", {})})
     with pytest.raises(HostPrepError, match=r"c\.d is not in"):
-        hostprep.extract_collections(wheel, {"c.d": "1.0.0"}, tmp_path / "out")
+        galaxy.extract_collections(wheel, {"c.d": "1.0.0"}, tmp_path / "out")
 
 
 def test_extract_unpinned_dependency(tmp_path):
     wheel = _wheel(tmp_path / "ansible.whl", {"a.b": ("1.0.0", {"c.d": ">=1"}),
                                              "c.d": ("1.0.0", {})})
     with pytest.raises(HostPrepError, match=r"depends on c\.d"):
-        hostprep.extract_collections(wheel, {"a.b": "1.0.0"}, tmp_path / "out")
+        galaxy.extract_collections(wheel, {"a.b": "1.0.0"}, tmp_path / "out")
 
 
 def test_extract_rejects_path_traversal(tmp_path):
@@ -223,7 +224,7 @@ def test_extract_rejects_path_traversal(tmp_path):
     with zipfile.ZipFile(wheel, "a") as zf:
         zf.writestr("ansible_collections/a/b/../../../../evil", "x")
     with pytest.raises(HostPrepError, match="unsafe path"):
-        hostprep.extract_collections(wheel, {"a.b": "1.0.0"}, tmp_path / "out")
+        galaxy.extract_collections(wheel, {"a.b": "1.0.0"}, tmp_path / "out")
     assert not (tmp_path / "evil").exists()
 
 
@@ -231,14 +232,14 @@ def test_extract_bad_wheel(tmp_path):
     bad = tmp_path / "ansible.whl"
     bad.write_text("not a zip")
     with pytest.raises(HostPrepError, match="cannot open"):
-        hostprep.extract_collections(bad, {"a.b": "1.0.0"}, tmp_path / "out")
+        galaxy.extract_collections(bad, {"a.b": "1.0.0"}, tmp_path / "out")
 
 
 # --- environment -----------------------------------------------------------------
 
 def test_environment_paths(_cache):
-    env = hostprep.environment(base_path="/usr/bin:/bin")
-    venv = hostprep.venv_path()
+    env = ogd_env.environment(base_path="/usr/bin:/bin")
+    venv = ogd_venv.venv_path()
     assert env["OGD_VENV"] == str(venv) == env["VIRTUAL_ENV"]
     assert env["PATH"] == f"{venv}/bin:/usr/bin:/bin"
     assert env["ANSIBLE_COLLECTIONS_PATH"] == str(_cache / "collections")
@@ -248,16 +249,16 @@ def test_environment_paths(_cache):
 
 def test_env_block_is_sourceable(tmp_path, monkeypatch):
     monkeypatch.setenv("OGD_CACHE", str(tmp_path / "with space"))
-    block = hostprep.env_block()
+    block = ogd_env.env_block()
     script = block + 'printf "%s\\n" "$OGD_VENV" "$ANSIBLE_COLLECTIONS_PATH" "${PATH%%:*}"\n'
     out = subprocess.run(["bash", "-c", script], capture_output=True, text=True,
                          env={"PATH": "/usr/bin:/bin"}, check=True).stdout.splitlines()
-    venv = hostprep.venv_path()
+    venv = ogd_venv.venv_path()
     assert out == [str(venv), str(tmp_path / "with space" / "collections"), f"{venv}/bin"]
 
 
 def test_step_prints_one_line(capsys):
-    with hostprep.step("demo") as done:
+    with common.step("demo") as done:
         done("did a thing")
     err = capsys.readouterr().err
     assert err.startswith("demo: did a thing (") and err.endswith(" s)\n")
@@ -274,7 +275,7 @@ def test_cli_env_subcommand(tmp_path):
 
 
 def test_package_list_of_the_repository():
-    packages = hostprep.package_list()
+    packages = roles.package_list()
     for name in ("nodejs", "npm", "python3", "make", "g++", "curl", "nftables", "sqlite3",
                  "caddy", "nginx", "certbot", "pebble", "python3-apt", "python3-certbot-nginx"):
         assert name in packages
@@ -301,16 +302,16 @@ def _yaml_apt_names(node, found):
 
 def test_stdlib_reader_agrees_with_pyyaml_on_the_repository():
     yaml = pytest.importorskip("yaml")
-    for pattern in hostprep.PKGS_VARS_GLOBS:
+    for pattern in roles.PKGS_VARS_GLOBS:
         for path in REPO_ROOT.glob(pattern):
-            ours = hostprep.yaml_top_level_values(path.read_text())
+            ours = roles.yaml_top_level_values(path.read_text())
             theirs = yaml.safe_load(path.read_text()) or {}
             for key, value in theirs.items():
                 if isinstance(value, list) and all(isinstance(v, str) for v in value):
                     assert ours.get(key) == value, (path, key)
-    for pattern in hostprep.PKGS_TASK_GLOBS:
+    for pattern in roles.PKGS_TASK_GLOBS:
         for path in REPO_ROOT.glob(pattern):
-            ours = hostprep.apt_task_names(path.read_text())
+            ours = roles.apt_task_names(path.read_text())
             theirs = _yaml_apt_names(yaml.safe_load(path.read_text()), [])
             assert ours == theirs, path
 
@@ -338,11 +339,11 @@ def test_apt_task_names_only_installs():
   ansible.builtin.apt:
     name: "{{ pkgs }}"
 """
-    assert hostprep.apt_task_names(text) == ["caddy", ["a1", "b2"], "{{ pkgs }}"]
+    assert roles.apt_task_names(text) == ["caddy", ["a1", "b2"], "{{ pkgs }}"]
 
 
 def test_resolve_packages_follows_variables_and_list_literals():
-    variables = hostprep.yaml_top_level_values("""\
+    variables = roles.yaml_top_level_values("""\
 ---
 pkgs: >-
   {{ (a_pkgs if mode == 'distro' else b_pkgs) + tools
@@ -356,19 +357,19 @@ tools:
 firewall: true
 """)
     assert variables["b_pkgs"] == ["nodejs"]
-    assert hostprep.resolve_packages(["{{ pkgs }}", "caddy"], variables) == [
+    assert roles.resolve_packages(["{{ pkgs }}", "caddy"], variables) == [
         "caddy", "curl", "nftables", "nodejs", "npm"]
 
 
 def test_pkgs_image_key_depends_on_packages_and_base():
-    key = hostprep.pkgs_image_key(["caddy", "nginx"], "sha256:aaa")
-    assert key == hostprep.pkgs_image_key(["nginx", "caddy"], "sha256:aaa")
-    assert key != hostprep.pkgs_image_key(["caddy", "nginx", "pebble"], "sha256:aaa")
-    assert key != hostprep.pkgs_image_key(["caddy", "nginx"], "sha256:bbb")
+    key = images.pkgs_image_key(["caddy", "nginx"], "sha256:aaa")
+    assert key == images.pkgs_image_key(["nginx", "caddy"], "sha256:aaa")
+    assert key != images.pkgs_image_key(["caddy", "nginx", "pebble"], "sha256:aaa")
+    assert key != images.pkgs_image_key(["caddy", "nginx"], "sha256:bbb")
 
 
 def test_pkgs_build_script_starts_nothing_and_disables_the_proxies():
-    script = hostprep.pkgs_build_script(["caddy", "g++"])
+    script = images.pkgs_build_script(["caddy", "g++"])
     assert "exit 101" in script and "/usr/sbin/policy-rc.d" in script
     assert "apt-get install -y -q caddy g++" in script
     assert "systemctl disable caddy.service nginx.service" in script
@@ -376,6 +377,6 @@ def test_pkgs_build_script_starts_nothing_and_disables_the_proxies():
 
 
 def test_inotify_limit_is_only_raised():
-    assert hostprep.inotify_limit_to_set(128) == hostprep.INOTIFY_MIN_INSTANCES
-    assert hostprep.inotify_limit_to_set(hostprep.INOTIFY_MIN_INSTANCES) is None
-    assert hostprep.inotify_limit_to_set(8192) is None
+    assert docker.inotify_limit_to_set(128) == docker.INOTIFY_MIN_INSTANCES
+    assert docker.inotify_limit_to_set(docker.INOTIFY_MIN_INSTANCES) is None
+    assert docker.inotify_limit_to_set(8192) is None

@@ -69,13 +69,19 @@ class Host:
         return releases.plan(str(self.install), str(self.backups), PACKAGE, keep, PATTERN, manifest, "app1")
 
 
-def upgraded(tmp_path):
-    """0.2.1 installed, then 0.2.2 installed, backed up before the switch, switched."""
+def second_release(tmp_path):
+    """0.2.1 installed, live and backed up; 0.2.2 installed beside it, not live yet."""
     host = Host(tmp_path)
     host.release("0.2.1", T0)
     host.switch("0.2.1", T0 + 5)
     host.backup("0.2.1", T0 + 50, "manual")
     host.release("0.2.2", T0 + 100)
+    return host
+
+
+def upgraded(tmp_path):
+    """0.2.1 installed, then 0.2.2 installed, backed up before the switch, switched."""
+    host = second_release(tmp_path)
     archive = host.backup("0.2.1", T0 + 110, "before the switch to 0.2.2")
     host.switch("0.2.2", T0 + 120)
     host.backup("0.2.2", T0 + 500, "manual")  # later backups are not the switch's
@@ -108,11 +114,7 @@ def test_no_link_is_nothing_to_roll_back(tmp_path):
 
 
 def test_a_switch_without_its_backup_is_refused_with_the_way_out(tmp_path):
-    host = Host(tmp_path)
-    host.release("0.2.1", T0)
-    host.switch("0.2.1", T0 + 5)
-    host.backup("0.2.1", T0 + 50, "manual")
-    host.release("0.2.2", T0 + 100)
+    host = second_release(tmp_path)
     host.switch("0.2.2", T0 + 120)  # opengram_backup_before_upgrade=false
     result = host.plan()
     assert result["target"] == {}

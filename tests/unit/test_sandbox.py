@@ -14,6 +14,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from tools import sandbox  # noqa: E402
+from tools.ogd import roles  # noqa: E402
 from tools.sandbox import Choice, SandboxError  # noqa: E402
 
 PKG, VER = "@opengramsh/opengram", "0.2.1"
@@ -35,13 +36,13 @@ def npm(rc: int, out: str = "", err: str = "") -> subprocess.CompletedProcess:
     ('opengram_version: ""', ""),
     ("opengram_version:", None),
 ])
-def test_yaml_scalar(line, expected):
-    assert sandbox.yaml_scalar(f"---\n# c\nother: 1\n{line}\nlast: x\n", "opengram_version") == expected
+def test_top_level_scalar(line, expected):
+    assert roles.scalar(f"---\n# c\nother: 1\n{line}\nlast: x\n", "opengram_version") == expected
 
 
 def test_yaml_scalar_only_top_level_and_exact_key():
     text = "nested:\n  opengram_version: 9.9.9\nopengram_version_extra: 1.1.1\n"
-    assert sandbox.yaml_scalar(text, "opengram_version") is None
+    assert roles.scalar(text, "opengram_version") is None
 
 
 def test_role_default_version_and_package_are_read():

@@ -6,6 +6,20 @@ import os
 import re
 import subprocess
 import tempfile
+from importlib import util
+
+
+def _load_recap():
+    """tools/ogd/recap.py by its path (the repository is not on sys.path here, and
+    putting it there would shadow the molecule package with molecule/)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "tools", "ogd", "recap.py")
+    spec = util.spec_from_file_location("ogd_recap", path)
+    module = util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+parse_recap = _load_recap().parse_recap
 
 INVENTORY = os.environ.get("MOLECULE_INVENTORY_FILE", "")
 PROJECT = os.environ.get("MOLECULE_PROJECT_DIRECTORY", os.getcwd())
@@ -47,8 +61,7 @@ def output(run, tail=None):
 
 def recap(text, host):
     """The PLAY RECAP counters of one host, e.g. {'ok': 30, 'changed': 0, ...}."""
-    line = next(l for l in reversed(text.splitlines()) if l.strip().startswith(host + " ") and "ok=" in l)
-    return {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", line)}
+    return parse_recap(text)[host]
 
 
 def task_statuses(stdout, task):
