@@ -1,4 +1,5 @@
-"""The preflight's input checks (roles/opengram/filter_plugins/opengram_input.py)."""
+"""The preflight's input checks (roles/opengram/filter_plugins/opengram_input.py, and
+opengram_access.py for the access settings)."""
 
 import importlib.util
 from pathlib import Path
@@ -10,6 +11,10 @@ ROOT = Path(__file__).resolve().parents[2]
 spec = importlib.util.spec_from_file_location("opengram_input", ROOT / "roles/opengram/filter_plugins/opengram_input.py")
 checks = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(checks)
+access_spec = importlib.util.spec_from_file_location("opengram_access",
+                                                     ROOT / "roles/opengram/filter_plugins/opengram_access.py")
+access = importlib.util.module_from_spec(access_spec)
+access_spec.loader.exec_module(access)
 
 
 @pytest.fixture
@@ -102,3 +107,19 @@ def test_a_complete_sftp_repository_passes(values):
                   opengram_backup_offsite_sftp_key="-----BEGIN OPENSSH PRIVATE KEY-----\n...\n",
                   opengram_backup_offsite_sftp_known_hosts="backup.example.com ssh-ed25519 AAAAC3Nza")
     assert checks.opengram_input_problems(values) == []
+
+
+def test_access_problems_name_the_weak_password_without_showing_it():
+    secret = "alice-Wq7#mZ9pLx2"
+    problems = access.opengram_access_problems(["password"], [{"name": "alice", "password": secret}], [])
+    assert len(problems) == 1 and "is weak: it contains the user name" in problems[0]
+    assert secret not in problems[0]
+    assert access.opengram_access_problems(["password"], [{"name": "alice", "password": "x" * 8 + "Yz0-9aBcD#q"}],
+                                           []) == []
+    assert access.opengram_access_problems(["public"], [], [], proxy="caddy") == []
+
+
+def test_the_trusted_proxies_use_the_access_cidr_check(values):
+    values["opengram_trusted_proxies"] = ["0.0.0.0/0"]
+    assert any("opengram_trusted_proxies=['0.0.0.0/0'] covers every IPv4 address" in p
+               for p in checks.opengram_input_problems(values))
