@@ -48,6 +48,8 @@ def test_every_variable_of_every_role_is_known():
     ({"opengram_trusted_proxies": ["0.0.0.0/1", "128.0.0.0/1"]}, "covers every IPv4 address"),
     ({"opengram_user": "opengram\n"}, "is not a system user name"),
     ({"opengram_home": "/var/lib/"}, "is a system directory"),
+    ({"opengram_config_dir": "/etc/nginx"}, "is a system directory"),
+    ({"opengram_backup_dir": "/etc/letsencrypt/"}, "is a system directory"),
     ({"opengram_home": "/var/lib/../etc"}, "is not a plain absolute path"),
     ({"opengram_config_dir": "/var/lib/opengram/etc"}, "overlap"),
     ({"opengram_firewall": "maybe"}, "is not a boolean"),

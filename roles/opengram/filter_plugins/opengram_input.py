@@ -63,12 +63,12 @@ OWNED_CONFIG = {
     "security.instanceSecretEnabled": "opengram_instance_secret (always on)",
 }
 # Directories a path variable may not be (the role creates, chowns and, on
-# uninstall, deletes its directories).
+# uninstall, deletes its directories); with those the other roles name as
+# their software's in their vars/main.yml (__<role>_system_dirs): _system_dirs().
 SYSTEM_DIRS = {"/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib64", "/media", "/mnt", "/opt", "/proc",
                "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/var", "/usr/bin", "/usr/lib",
                "/usr/local", "/usr/local/bin", "/usr/local/sbin", "/usr/sbin", "/usr/share", "/var/backups",
-               "/var/cache", "/var/lib", "/var/log", "/var/tmp", "/var/www", "/etc/ssl", "/etc/systemd",
-               "/etc/nginx", "/etc/caddy", "/etc/letsencrypt"}
+               "/var/cache", "/var/lib", "/var/log", "/var/tmp", "/var/www", "/etc/ssl", "/etc/systemd"}
 
 SAFE_PATH = re.compile(r"^(/[A-Za-z0-9._@+-]+)+$")
 URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~%/+-]*)?$")
@@ -147,6 +147,19 @@ WHOLE = {
 }
 BOOL_WORDS = {"true", "false", "yes", "no", "on", "off", "1", "0"}
 MIN_SECRET_LENGTH = 16
+
+
+@functools.lru_cache(maxsize=None)
+def _system_dirs():
+    """SYSTEM_DIRS and every role's __<role>_system_dirs (vars/main.yml)."""
+    import yaml
+
+    found = set(SYSTEM_DIRS)
+    for path in sorted(ROLES_DIR.glob("*/vars/main.yml")):
+        for key, value in (yaml.safe_load(path.read_text()) or {}).items():
+            if re.fullmatch(r"__[a-z]+_system_dirs", key):
+                found.update(value)
+    return found
 
 
 @functools.lru_cache(maxsize=None)
@@ -250,7 +263,7 @@ def _path_problems(values):
         if name not in values:
             continue
         text = str(values[name])
-        if (text.rstrip("/") or "/") in SYSTEM_DIRS:
+        if (text.rstrip("/") or "/") in _system_dirs():
             problems.append("%s='%s' is a system directory: the role creates, owns and on uninstall deletes this "
                             "directory. Give a directory of its own, e.g. %s: %s"
                             % (name, text, name, _specs().get(name, {}).get("default", "/srv/opengram")))
