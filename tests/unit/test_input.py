@@ -1,4 +1,5 @@
-"""The preflight's input checks (roles/opengram/filter_plugins/opengram_input.py)."""
+"""The preflight's input checks (roles/opengram/filter_plugins/opengram_input.py, and
+opengram_access.py for the access settings)."""
 
 import importlib.util
 from pathlib import Path
@@ -10,6 +11,10 @@ ROOT = Path(__file__).resolve().parents[2]
 spec = importlib.util.spec_from_file_location("opengram_input", ROOT / "roles/opengram/filter_plugins/opengram_input.py")
 checks = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(checks)
+access_spec = importlib.util.spec_from_file_location("opengram_access",
+                                                     ROOT / "roles/opengram/filter_plugins/opengram_access.py")
+access = importlib.util.module_from_spec(access_spec)
+access_spec.loader.exec_module(access)
 
 
 @pytest.fixture
@@ -43,6 +48,8 @@ def test_every_variable_of_every_role_is_known():
     ({"opengram_trusted_proxies": ["0.0.0.0/1", "128.0.0.0/1"]}, "covers every IPv4 address"),
     ({"opengram_user": "opengram\n"}, "is not a system user name"),
     ({"opengram_home": "/var/lib/"}, "is a system directory"),
+    ({"opengram_config_dir": "/etc/nginx"}, "is a system directory"),
+    ({"opengram_backup_dir": "/etc/letsencrypt/"}, "is a system directory"),
     ({"opengram_home": "/var/lib/../etc"}, "is not a plain absolute path"),
     ({"opengram_config_dir": "/var/lib/opengram/etc"}, "overlap"),
     ({"opengram_firewall": "maybe"}, "is not a boolean"),
@@ -135,3 +142,19 @@ def test_the_host_report_refuses_a_unit_of_another_service_and_a_schedule_system
     values["opengram_backup_timer"] = False
     assert checks.opengram_input_problems(values, {"report": report.replace("unit=/usr/lib/systemd/system/ssh.service",
                                                                             "unit=")}) == []
+
+
+def test_access_problems_name_the_weak_password_without_showing_it():
+    secret = "alice-Wq7#mZ9pLx2"
+    problems = access.opengram_access_problems(["password"], [{"name": "alice", "password": secret}], [])
+    assert len(problems) == 1 and "is weak: it contains the user name" in problems[0]
+    assert secret not in problems[0]
+    assert access.opengram_access_problems(["password"], [{"name": "alice", "password": "x" * 8 + "Yz0-9aBcD#q"}],
+                                           []) == []
+    assert access.opengram_access_problems(["public"], [], [], proxy="caddy") == []
+
+
+def test_the_trusted_proxies_use_the_access_cidr_check(values):
+    values["opengram_trusted_proxies"] = ["0.0.0.0/0"]
+    assert any("opengram_trusted_proxies=['0.0.0.0/0'] covers every IPv4 address" in p
+               for p in checks.opengram_input_problems(values))

@@ -1,4 +1,5 @@
-"""The self-check probe (roles/opengram/library/opengram_probe.py): how each failure is
+"""The self-check probe (roles/opengram/library/opengram_probe.py and its
+module_utils/opengram_probe_checks.py): how each failure is
 explained, and the SSE-buffering, 502 and redirect paths against local servers on 127.0.0.1
 (no other network)."""
 
@@ -19,15 +20,37 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 MODULE = ROOT / "roles/opengram/library/opengram_probe.py"
+CHECKS = ROOT / "roles/opengram/module_utils/opengram_probe_checks.py"
 
-spec = importlib.util.spec_from_file_location("opengram_probe", MODULE)
-probe = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(probe)
+
+def _load(name, path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    loaded = importlib.util.module_from_spec(spec)
+    sys.modules[name] = loaded
+    spec.loader.exec_module(loaded)
+    return loaded
+
+
+# The checks and their advice (the module's module_utils, as Ansible ships it
+# with the module), then the module (Probe, main).
+checks = _load("ansible.module_utils.opengram_probe_checks", CHECKS)
+probe = _load("opengram_probe", MODULE)
+
+# Runs the module as a program (argv: the module_utils file, the module),
+# its module_utils where Ansible's AnsiballZ would put it.
+RUN_MODULE = """
+import importlib.util, runpy, sys
+spec = importlib.util.spec_from_file_location("ansible.module_utils.opengram_probe_checks", sys.argv[1])
+sys.modules[spec.name] = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(sys.modules[spec.name])
+sys.argv = sys.argv[2:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
 
 
 @pytest.fixture
 def ctx():
-    return probe.Context("chat.example.com", 443, host_label="chat-1", proxy="nginx", prober="ctl")
+    return checks.Context("chat.example.com", 443, host_label="chat-1", proxy="nginx", prober="ctl")
 
 
 def codes(problems):
@@ -37,34 +60,34 @@ def codes(problems):
 # ---- pure diagnosis ---------------------------------------------------------------------------
 
 def test_name_that_does_not_resolve(ctx):
-    problem = probe.diagnose_dns_error(ctx, socket.gaierror(socket.EAI_NONAME, "Name or service not known"))
+    problem = checks.diagnose_dns_error(ctx, socket.gaierror(socket.EAI_NONAME, "Name or service not known"))
     assert (problem.check, problem.code) == ("dns", "dns_unresolved")
     assert "chat.example.com does not resolve from ctl" in problem.message
     assert "A (and/or AAAA) record" in problem.message and "chat-1" in problem.message
 
 
 def test_dns_server_that_does_not_answer(ctx):
-    problem = probe.diagnose_dns_error(ctx, socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution"))
+    problem = checks.diagnose_dns_error(ctx, socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution"))
     assert problem.code == "dns_unavailable"
     assert "DNS server did not answer" in problem.message
 
 
 def test_addresses_of_the_host_are_fine(ctx):
-    assert probe.diagnose_addresses(ctx, ["192.0.2.10"], ["10.0.0.5", "192.0.2.10"]) is None
+    assert checks.diagnose_addresses(ctx, ["192.0.2.10"], ["10.0.0.5", "192.0.2.10"]) is None
     # Same IPv6 address written differently; names (ansible_host) are ignored.
-    assert probe.diagnose_addresses(ctx, ["2001:db8::1"], ["2001:db8:0::0001", "chat-1.internal"]) is None
+    assert checks.diagnose_addresses(ctx, ["2001:db8::1"], ["2001:db8:0::0001", "chat-1.internal"]) is None
     # Nothing to compare with: no finding.
-    assert probe.diagnose_addresses(ctx, ["192.0.2.10"], ["chat-1.internal"]) is None
+    assert checks.diagnose_addresses(ctx, ["192.0.2.10"], ["chat-1.internal"]) is None
 
 
 def test_name_resolving_elsewhere_is_a_problem_when_the_addresses_are_declared(ctx):
-    problem = probe.diagnose_addresses(ctx, ["198.51.100.7"], ["192.0.2.10"], strict=True)
+    problem = checks.diagnose_addresses(ctx, ["198.51.100.7"], ["192.0.2.10"], strict=True)
     assert problem.code == "dns_elsewhere"
     assert "resolves to 198.51.100.7" in problem.message and "192.0.2.10" in problem.message
 
 
 def test_name_resolving_elsewhere_is_a_note_with_interface_addresses(ctx):
-    note = probe.diagnose_addresses(ctx, ["198.51.100.7"], ["10.0.0.5"], strict=False)
+    note = checks.diagnose_addresses(ctx, ["198.51.100.7"], ["10.0.0.5"], strict=False)
     assert isinstance(note, str)
     assert "behind NAT" in note and "opengram_selfcheck_addresses" in note
 
@@ -75,14 +98,14 @@ def test_name_resolving_elsewhere_is_a_note_with_interface_addresses(ctx):
     (OSError(113, "No route to host"), "host_unreachable", "unreachable"),
 ])
 def test_https_port_errors(ctx, exc, code, words):
-    problem = probe.diagnose_connect_error(ctx, "192.0.2.10", 443, exc)
+    problem = checks.diagnose_connect_error(ctx, "192.0.2.10", 443, exc)
     assert problem.code == code
     assert words in problem.message
     assert "192.0.2.10" in problem.message
 
 
 def test_closed_port_names_the_proxy_to_look_at(ctx):
-    problem = probe.diagnose_connect_error(ctx, "192.0.2.10", 443, ConnectionRefusedError(111, "refused"))
+    problem = checks.diagnose_connect_error(ctx, "192.0.2.10", 443, ConnectionRefusedError(111, "refused"))
     assert "systemctl status nginx" in problem.message and "On chat-1" in problem.message
 
 
@@ -102,21 +125,21 @@ SERVED = {
 
 
 def test_expired_certificate(ctx):
-    problem = probe.diagnose_tls_error(ctx, verify_error(10, "certificate has expired"), SERVED)
+    problem = checks.diagnose_tls_error(ctx, verify_error(10, "certificate has expired"), SERVED)
     assert problem.code == "cert_expired"
     assert "expired on Apr  1 00:00:00 2020 GMT" in problem.message
     assert "certbot renew --dry-run" in problem.message  # nginx: certbot is the ACME client
 
 
 def test_certificate_for_another_name(ctx):
-    problem = probe.diagnose_tls_error(ctx, verify_error(62, "Hostname mismatch"), SERVED)
+    problem = checks.diagnose_tls_error(ctx, verify_error(62, "Hostname mismatch"), SERVED)
     assert problem.code == "cert_wrong_name"
     assert "for other.example.org, www.other.example.org, not chat.example.com" in problem.message
 
 
 @pytest.mark.parametrize("code", [18, 19, 20, 21])
 def test_untrusted_certificate(ctx, code):
-    problem = probe.diagnose_tls_error(ctx, verify_error(code, "unable to get local issuer certificate"), SERVED,
+    problem = checks.diagnose_tls_error(ctx, verify_error(code, "unable to get local issuer certificate"), SERVED,
                                        ca_file="/etc/ssl/private-ca.pem")
     assert problem.code == "cert_untrusted"
     assert "issued by R11" in problem.message
@@ -126,16 +149,16 @@ def test_untrusted_certificate(ctx, code):
 
 def test_no_certificate_yet_and_plain_http_on_443(ctx):
     alert = ssl.SSLError(1, "[SSL: TLSV1_ALERT_INTERNAL_ERROR] tlsv1 alert internal error")
-    assert probe.diagnose_tls_error(ctx, alert).code == "tls_no_certificate"
+    assert checks.diagnose_tls_error(ctx, alert).code == "tls_no_certificate"
     plain = ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number")
-    assert probe.diagnose_tls_error(ctx, plain).code == "tls_plain_http"
+    assert checks.diagnose_tls_error(ctx, plain).code == "tls_plain_http"
 
 
 def test_certificate_expiring_soon(ctx):
     now = ssl.cert_time_to_seconds("Mar 25 00:00:00 2020 GMT")
-    problem = probe.diagnose_expiry(ctx, SERVED, 14, now=now)
+    problem = checks.diagnose_expiry(ctx, SERVED, 14, now=now)
     assert problem.code == "cert_expiring" and "in 7 days" in problem.message
-    assert probe.diagnose_expiry(ctx, SERVED, 5, now=now) is None
+    assert checks.diagnose_expiry(ctx, SERVED, 5, now=now) is None
 
 
 @pytest.mark.parametrize("status, location, code", [
@@ -147,19 +170,19 @@ def test_certificate_expiring_soon(ctx):
     (404, None, "redirect_missing"),
 ])
 def test_redirect(ctx, status, location, code):
-    problem = probe.diagnose_redirect(ctx, status, location)
+    problem = checks.diagnose_redirect(ctx, status, location)
     assert (problem.code if problem else None) == code
 
 
 def test_port_80_closed(ctx):
-    problem = probe.diagnose_redirect_error(ctx, ConnectionRefusedError(111, "refused"))
+    problem = checks.diagnose_redirect_error(ctx, ConnectionRefusedError(111, "refused"))
     assert problem.code == "port80_closed"
     assert "closed" in problem.message and "HTTP-01" in problem.message
 
 
 @pytest.mark.parametrize("status", [502, 503, 504])
 def test_backend_down(ctx, status):
-    problem, _ = probe.diagnose_health(ctx, status, b"<html>Bad Gateway</html>")
+    problem, _ = checks.diagnose_health(ctx, status, b"<html>Bad Gateway</html>")
     assert problem.code == "backend_down"
     assert "Backend down" in problem.message and "HTTP %d" % status in problem.message
     assert "systemctl status opengram" in problem.message
@@ -167,19 +190,19 @@ def test_backend_down(ctx, status):
 
 def test_health_answers(ctx):
     ok = json.dumps({"service": "opengram", "status": "ok", "version": "0.2.1"}).encode()
-    assert probe.diagnose_health(ctx, 200, ok, "0.2.1")[0] is None
-    assert probe.diagnose_health(ctx, 200, ok, "0.2.2")[0].code == "wrong_version"
-    assert probe.diagnose_health(ctx, 200, b"<html>Welcome to nginx!</html>")[0].code == "not_opengram"
-    assert probe.diagnose_health(ctx, 404, b"")[0].code == "not_routed"
+    assert checks.diagnose_health(ctx, 200, ok, "0.2.1")[0] is None
+    assert checks.diagnose_health(ctx, 200, ok, "0.2.2")[0].code == "wrong_version"
+    assert checks.diagnose_health(ctx, 200, b"<html>Welcome to nginx!</html>")[0].code == "not_opengram"
+    assert checks.diagnose_health(ctx, 404, b"")[0].code == "not_routed"
 
 
 def test_event_stream_answers(ctx):
-    assert probe.diagnose_sse(ctx, 200, "text/event-stream", 0.05, 2.0) is None
-    assert probe.diagnose_sse(ctx, 401, "application/json", None, 2.0).code == "sse_refused"
-    assert probe.diagnose_sse(ctx, 200, "text/html", 0.05, 2.0).code == "sse_not_stream"
-    held = probe.diagnose_sse(ctx, 200, "text/event-stream", None, 2.0)
+    assert checks.diagnose_sse(ctx, 200, "text/event-stream", 0.05, 2.0) is None
+    assert checks.diagnose_sse(ctx, 401, "application/json", None, 2.0).code == "sse_refused"
+    assert checks.diagnose_sse(ctx, 200, "text/html", 0.05, 2.0).code == "sse_not_stream"
+    held = checks.diagnose_sse(ctx, 200, "text/event-stream", None, 2.0)
     assert held.code == "sse_buffered" and "proxy_buffering off" in held.message
-    no_headers = probe.diagnose_sse(ctx, None, None, None, 2.0)
+    no_headers = checks.diagnose_sse(ctx, None, None, None, 2.0)
     assert no_headers.code == "sse_buffered" and "not even its response headers" in no_headers.message
 
 
@@ -189,8 +212,8 @@ def test_message_lists_every_problem_and_one_line_when_ok():
                    "health": {"health": {"version": "0.2.1"}}, "sse": {"first_bytes_seconds": 0.02}}
     assert site.message().startswith("OK https://chat.example.com; resolves to 192.0.2.10;")
     assert "\n" not in site.message()
-    site.problems = [probe.Problem("health", "backend_down", "Backend down: ..."),
-                     probe.Problem("redirect", "redirect_missing", "No HTTP -> HTTPS redirect: ...")]
+    site.problems = [checks.Problem("health", "backend_down", "Backend down: ..."),
+                     checks.Problem("redirect", "redirect_missing", "No HTTP -> HTTPS redirect: ...")]
     lines = site.message().splitlines()
     assert lines[0] == "https://chat.example.com (chat-1, checked from ctl): 2 problems"
     assert lines[1:] == ["1. Backend down: ...", "2. No HTTP -> HTTPS redirect: ..."]
@@ -215,9 +238,9 @@ class Upstream(http.server.BaseHTTPRequestHandler):
                 return self.reply(200, b"<html>hello over http</html>", "text/html")
             return self.reply(200, json.dumps({"service": "opengram", "status": "ok", "version": "0.2.1"}).encode(),
                               "application/json")
-        if self.path.startswith(probe.SSE_PATH):
+        if self.path.startswith(checks.SSE_PATH):
             # The secret comes as a Bearer header, never in the URL.
-            if self.path != probe.SSE_PATH or self.headers.get("Authorization") != "Bearer og_s/ecret":
+            if self.path != checks.SSE_PATH or self.headers.get("Authorization") != "Bearer og_s/ecret":
                 return self.reply(401, b'{"error":{"code":"UNAUTHORIZED"}}', "application/json")
             if mode == "hold-headers":
                 time.sleep(self.server.hold)
@@ -269,7 +292,7 @@ TOKEN = "og_s/ecret"
 
 
 def test_unbuffered_stream_opens_at_once(ctx, upstream):
-    problem, found = probe.check_sse(ctx, upstream.connect, TOKEN, limit=1.0)
+    problem, found = checks.check_sse(ctx, upstream.connect, TOKEN, limit=1.0)
     assert problem is None
     assert found["status"] == 200 and found["first_bytes_seconds"] < 0.5
 
@@ -277,7 +300,7 @@ def test_unbuffered_stream_opens_at_once(ctx, upstream):
 def test_stream_whose_first_bytes_are_held_is_reported_as_buffered(ctx, upstream):
     upstream.mode = "buffered"
     started = time.monotonic()
-    problem, found = probe.check_sse(ctx, upstream.connect, TOKEN, limit=0.5)
+    problem, found = checks.check_sse(ctx, upstream.connect, TOKEN, limit=0.5)
     assert time.monotonic() - started < 1.2, "the check waited for the held bytes instead of its limit"
     assert problem.code == "sse_buffered"
     assert found["status"] == 200 and found["first_bytes_seconds"] is None
@@ -286,33 +309,33 @@ def test_stream_whose_first_bytes_are_held_is_reported_as_buffered(ctx, upstream
 
 def test_stream_whose_headers_are_held_is_reported_as_buffered(ctx, upstream):
     upstream.mode = "hold-headers"
-    problem, found = probe.check_sse(ctx, upstream.connect, TOKEN, limit=0.5)
+    problem, found = checks.check_sse(ctx, upstream.connect, TOKEN, limit=0.5)
     assert problem.code == "sse_buffered" and found["status"] is None
 
 
 def test_stream_that_ends_at_once_is_reported_as_closed(ctx, upstream):
     upstream.mode = "close"
-    problem, found = probe.check_sse(ctx, upstream.connect, TOKEN, limit=1.0)
+    problem, found = checks.check_sse(ctx, upstream.connect, TOKEN, limit=1.0)
     assert problem.code == "sse_closed" and found["status"] == 200
 
 
 def test_stream_with_a_wrong_secret_is_refused(ctx, upstream):
-    problem, found = probe.check_sse(ctx, upstream.connect, "og_wrong", limit=1.0)
+    problem, found = checks.check_sse(ctx, upstream.connect, "og_wrong", limit=1.0)
     assert problem.code == "sse_refused" and found["status"] == 401
 
 
 def test_502_through_the_proxy_is_backend_down(ctx, upstream):
     upstream.mode = "down"
-    problem, found = probe.check_health(ctx, upstream.connect)
+    problem, found = checks.check_health(ctx, upstream.connect)
     assert problem.code == "backend_down" and found["status"] == 502
     upstream.mode = "ok"
-    problem, found = probe.check_health(ctx, upstream.connect, "0.2.1")
+    problem, found = checks.check_health(ctx, upstream.connect, "0.2.1")
     assert problem is None and found["health"]["version"] == "0.2.1"
 
 
 def test_plain_http_without_redirect(ctx, upstream):
     upstream.mode = "plain"
-    problem, found = probe.check_redirect(ctx, upstream.connect)
+    problem, found = checks.check_redirect(ctx, upstream.connect)
     assert problem.code == "redirect_missing" and found["status"] == 200
 
 
@@ -379,18 +402,18 @@ def tls_server(tmp_path_factory):
 
 
 def handshake_problem(name, port, cafile):
-    ctx = probe.Context(name, port, host_label="chat-1", proxy="caddy", prober="ctl")
+    ctx = checks.Context(name, port, host_label="chat-1", proxy="caddy", prober="ctl")
     with pytest.raises(ssl.SSLError) as error:
-        probe.tls_handshake(ctx, "127.0.0.1", ssl.create_default_context(cafile=cafile), 5)
-    _, der, _ = probe.tls_handshake(ctx, "127.0.0.1", probe.unverified_context(), 5)
-    served = probe.decode_der(der)
-    return probe.diagnose_tls_error(ctx, error.value, served, cafile or ""), served
+        checks.tls_handshake(ctx, "127.0.0.1", ssl.create_default_context(cafile=cafile), 5)
+    _, der, _ = checks.tls_handshake(ctx, "127.0.0.1", checks.unverified_context(), 5)
+    served = checks.decode_der(der)
+    return checks.diagnose_tls_error(ctx, error.value, served, cafile or ""), served
 
 
 def test_self_signed_certificate_is_untrusted_and_named(tls_server):
     port, _ = tls_server
     problem, served = handshake_problem("ogd-test.local", port, None)
-    assert probe.certificate_names(served) == ["ogd-test.local"]
+    assert checks.certificate_names(served) == ["ogd-test.local"]
     assert problem.code == "cert_untrusted"
     assert "issued by ogd-test.local" in problem.message
 
@@ -404,10 +427,10 @@ def test_trusted_certificate_for_another_name(tls_server):
 
 def test_trusted_certificate_for_the_name_expiring_soon(tls_server):
     port, cert = tls_server
-    ctx = probe.Context("ogd-test.local", port, proxy="caddy", prober="ctl")
-    served, _, _ = probe.tls_handshake(ctx, "127.0.0.1", ssl.create_default_context(cafile=cert), 5)
-    assert probe.diagnose_expiry(ctx, served, 14).code == "cert_expiring"
-    assert probe.diagnose_expiry(ctx, served, 1) is None
+    ctx = checks.Context("ogd-test.local", port, proxy="caddy", prober="ctl")
+    served, _, _ = checks.tls_handshake(ctx, "127.0.0.1", ssl.create_default_context(cafile=cert), 5)
+    assert checks.diagnose_expiry(ctx, served, 14).code == "cert_expiring"
+    assert checks.diagnose_expiry(ctx, served, 1) is None
 
 
 # ---- as Ansible runs it ---------------------------------------------------------------------------------
@@ -415,7 +438,8 @@ def test_trusted_certificate_for_the_name_expiring_soon(tls_server):
 def test_module_reports_problems_without_failing_and_never_prints_the_token():
     payload = {"ANSIBLE_MODULE_ARGS": {"url": "https://127.0.0.1:%d" % closed_port(), "token": "og_very-secret",
                                        "host_label": "chat-1", "proxy": "nginx"}}
-    proc = subprocess.run([sys.executable, str(MODULE)], input=json.dumps(payload), capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", RUN_MODULE, str(CHECKS), str(MODULE)], input=json.dumps(payload),
+                          capture_output=True, text=True)
     result = json.loads(proc.stdout)
     assert not result.get("failed") and result["changed"] is False
     assert result["ok"] is False

@@ -161,12 +161,13 @@ def test_interrupted_run_then_next_run_converges(site, record_property):
 
 
 # Per proxy: the variable that adds raw directives, one that adds a response
-# header, the live file, and the task right after the file is written.
+# header, the live file, and the task right after the file is written (roles/common's
+# reload_owed check, the same for both).
 PROXY_MARK = {
     "caddy": ("caddy_site_extra_config", "header X-Ogd-Interrupted yes", "/etc/caddy/opengram-deploy/site.caddy",
-              "TASK [caddy : Find a configuration that Caddy has not loaded"),
+              "TASK [common : Find a configuration that was not loaded"),
     "nginx": ("nginx_extra_config", "add_header X-Ogd-Interrupted yes always;", "/etc/nginx/sites-available/opengram",
-              "TASK [nginx : Find a site that nginx has not loaded"),
+              "TASK [common : Find a configuration that was not loaded"),
 }
 
 

@@ -12,9 +12,27 @@ from __future__ import annotations
 
 import difflib
 import functools
+import importlib.util
 import ipaddress
 import re
 from pathlib import Path
+
+
+def _sibling(name):
+    """Another filter plugin file of this directory, as a module."""
+    spec = importlib.util.spec_from_file_location("opengram_deploy_" + name, Path(__file__).with_name(name + ".py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# The access checks (opengram_access.py): the CIDR-list check serves
+# opengram_trusted_proxies too.
+_access = _sibling("opengram_access")
+network_problems, TRUST_EVERYONE = _access.network_problems, _access.TRUST_EVERYONE
+# What the host says (opengram_host.py): ports, units, the backup schedule.
+_host = _sibling("opengram_host")
+_whole = _host.whole
 
 ROLES_DIR = Path(__file__).resolve().parents[2]
 PREFIXES = ("opengram_", "caddy_", "nginx_", "certbot_")
@@ -48,12 +66,12 @@ OWNED_CONFIG = {
     "security.instanceSecretEnabled": "opengram_instance_secret (always on)",
 }
 # Directories a path variable may not be (the role creates, chowns and, on
-# uninstall, deletes its directories).
+# uninstall, deletes its directories); with those the other roles name as
+# their software's in their vars/main.yml (__<role>_system_dirs): _system_dirs().
 SYSTEM_DIRS = {"/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib64", "/media", "/mnt", "/opt", "/proc",
                "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/var", "/usr/bin", "/usr/lib",
                "/usr/local", "/usr/local/bin", "/usr/local/sbin", "/usr/sbin", "/usr/share", "/var/backups",
-               "/var/cache", "/var/lib", "/var/log", "/var/tmp", "/var/www", "/etc/ssl", "/etc/systemd",
-               "/etc/nginx", "/etc/caddy", "/etc/letsencrypt"}
+               "/var/cache", "/var/lib", "/var/log", "/var/tmp", "/var/www", "/etc/ssl", "/etc/systemd"}
 
 SAFE_PATH = re.compile(r"^(/[A-Za-z0-9._@+-]+)+$")
 URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~%/+-]*)?$")
@@ -130,21 +148,23 @@ WHOLE = {
     "opengram_write_rate_limit_window_ms": "must be a positive whole number of milliseconds, e.g. "
                                            "opengram_write_rate_limit_window_ms: 1000",
 }
-# Accounts of the system and of other services. Opengram runs as, owns its
-# files as and (purging uninstall) removes opengram_user and opengram_group:
-# never one of these.
-FOREIGN_USERS = {"root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news", "uucp", "proxy",
-                 "www-data", "backup", "list", "irc", "_apt", "nobody", "caddy", "sshd", "messagebus", "polkitd",
-                 "systemd-network", "systemd-resolve", "systemd-timesync", "systemd-journal", "postgres", "mysql",
-                 "redis", "restic", "certbot", "letsencrypt", "node", "npm"}
-FOREIGN_GROUPS = FOREIGN_USERS | {"adm", "sudo", "wheel", "shadow", "disk", "docker", "staff", "users", "nogroup",
-                                  "utmp", "tty", "kmem", "dialout", "ssl-cert", "systemd-journal", "lxd", "plugdev"}
-# Units the role writes besides opengram_service_name.
-OWN_UNITS = {"opengram-backup", "opengram-firewall"}
 # opengram_serial: a number of hosts or a percentage, or a list of them.
 SERIAL = re.compile(r"[1-9][0-9]{0,5}|([1-9][0-9]?|100)%")
 BOOL_WORDS = {"true", "false", "yes", "no", "on", "off", "1", "0"}
 MIN_SECRET_LENGTH = 16
+
+
+@functools.lru_cache(maxsize=None)
+def _system_dirs():
+    """SYSTEM_DIRS and every role's __<role>_system_dirs (vars/main.yml)."""
+    import yaml
+
+    found = set(SYSTEM_DIRS)
+    for path in sorted(ROLES_DIR.glob("*/vars/main.yml")):
+        for key, value in (yaml.safe_load(path.read_text()) or {}).items():
+            if re.fullmatch(r"__[a-z]+_system_dirs", key):
+                found.update(value)
+    return found
 
 
 @functools.lru_cache(maxsize=None)
@@ -158,17 +178,6 @@ def _specs():
             for name, spec in (entry.get("options") or {}).items():
                 found.setdefault(name, spec or {})
     return found
-
-
-def _whole(value):
-    """The int in value (an int, or a string of digits with an optional sign), else None."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value):
-        return int(value)
-    return None
 
 
 def _number(value):
@@ -205,129 +214,6 @@ def _type_problem(name, value, spec):
             and any(not isinstance(v, dict) for v in value):
         return "%s must be a list of mappings, e.g. %s: [{id: ..., name: ...}]" % (shown, name)
     return None
-
-
-def _network_problems(networks, var, everyone_means):
-    """Messages for a list of CIDR ranges; none may add up to every address."""
-    problems, parsed = [], []  # parsed: (range, as written)
-    if not isinstance(networks, (list, tuple)):
-        return ["%s must be a list of CIDR ranges, e.g. ['192.0.2.0/24', '2001:db8::/32']" % var]
-    mapped = ipaddress.ip_network("::ffff:0:0/96")
-    for raw in networks:
-        text = str(raw).strip()
-        try:
-            if "/" not in text:
-                raise ValueError("no prefix length")
-            net = ipaddress.ip_network(text, strict=True)
-        except ValueError as exc:
-            hint = ""
-            try:
-                hint = " (did you mean %s?)" % ipaddress.ip_network(text, strict=False)
-            except ValueError:
-                pass
-            problems.append("%s entry '%s' is not a CIDR range (%s)%s. Write an address range with its prefix "
-                            "length, e.g. 192.0.2.0/24, 198.51.100.7/32 or 2001:db8::/48." % (var, text, exc, hint))
-            continue
-        parsed.append((net, text))
-        # A dual-stack socket shows an IPv4 client as ::ffff:a.b.c.d: a range
-        # there is an IPv4 range too.
-        if net.version == 6 and net.supernet_of(mapped):
-            parsed.append((ipaddress.ip_network("0.0.0.0/0"), text))
-        elif net.version == 6 and net.subnet_of(mapped):
-            parsed.append((ipaddress.ip_network("%s/%d" % (net.network_address.ipv4_mapped, net.prefixlen - 96)), text))
-    for version, everyone in ((4, ipaddress.ip_network("0.0.0.0/0")), (6, ipaddress.ip_network("::/0"))):
-        nets = [(n, text) for n, text in parsed if n.version == version]
-        if nets and everyone in list(ipaddress.collapse_addresses(n for n, _ in nets)):
-            problems.append("%s=%s covers every IPv%d address (%s): %s"
-                            % (var, [text for _, text in nets], version, everyone, everyone_means))
-    return problems
-
-
-# ---- access modes ------------------------------------------------------------------
-
-ACCESS_MODES = ("password", "networks", "public")
-BCRYPT_HASH = re.compile(r"^\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}$")
-STRONG_HINT = "generate one with `openssl rand -base64 24` and keep it in Ansible Vault"
-MIN_PASSWORD_LENGTH = 16
-MIN_DISTINCT_CHARACTERS = 8
-ACCESS_EVERYONE = ("that is public access. List only your own ranges (office, VPN, e.g. 192.0.2.0/24), or use "
-                   "opengram_access_modes: [public] if you really mean everyone.")
-TRUST_EVERYONE = ("then every client could name its own address in %s (the rate limit per client and the "
-                  "networks mode would mean nothing). List only the ranges of your CDN or load balancer, "
-                  "e.g. opengram_trusted_proxies: ['203.0.113.0/24'], or [] without one.")
-
-
-def _weak_password_reason(name, password):
-    """Why `password` is weak (None: strong enough)."""
-    if len(password) < MIN_PASSWORD_LENGTH:
-        return "it has %d characters, fewer than %d" % (len(password), MIN_PASSWORD_LENGTH)
-    if len(set(password)) < MIN_DISTINCT_CHARACTERS:
-        return "it has only %d distinct characters, fewer than %d" % (len(set(password)), MIN_DISTINCT_CHARACTERS)
-    if name and str(name).lower() in password.lower():
-        return "it contains the user name"
-    return None
-
-
-def _user_problems(users):
-    if not isinstance(users, (list, tuple)) or not users:
-        return ["opengram_access_modes contains password but opengram_access_users is empty. Add at least one "
-                "user, e.g. opengram_access_users: [{name: alice, password: <from Vault>}] (%s), or [{name: "
-                "alice, password_hash: '$2y$...'}] (htpasswd -nB alice)." % STRONG_HINT]
-    problems, seen = [], set()
-    for index, user in enumerate(users):
-        where = "opengram_access_users[%d]" % index
-        if not isinstance(user, dict):
-            problems.append("%s must be a mapping {name, password} or {name, password_hash}." % where)
-            continue
-        name = str(user.get("name", "") or "")
-        if not re.fullmatch(r"[A-Za-z0-9._@-]{1,64}", name):
-            problems.append("%s.name='%s' is not a usable user name: use 1-64 letters, digits, . _ @ or -, "
-                            "e.g. name: alice" % (where, name))
-        elif name in seen:
-            problems.append("%s.name='%s' is listed twice: give each user once." % (where, name))
-        seen.add(name)
-        has_pw, has_hash = bool(user.get("password")), bool(user.get("password_hash"))
-        if has_pw == has_hash:
-            problems.append("%s (name '%s') needs exactly one of password (from Vault) or password_hash "
-                            "(bcrypt), not %s." % (where, name, "both" if has_pw else "neither"))
-            continue
-        if has_pw:
-            reason = _weak_password_reason(name, str(user["password"]))
-            if reason:
-                problems.append("%s.password (user '%s', value not shown) is weak: %s. Use at least %d characters "
-                                "with at least %d distinct ones, not containing the user name: %s."
-                                % (where, name, reason, MIN_PASSWORD_LENGTH, MIN_DISTINCT_CHARACTERS, STRONG_HINT))
-        elif not BCRYPT_HASH.fullmatch(str(user["password_hash"])):
-            problems.append("%s.password_hash (user '%s') is not a bcrypt hash ($2a$, $2b$ or $2y$ followed by the "
-                            "cost and 53 characters): both Caddy and nginx need bcrypt. Make one with `htpasswd -nB "
-                            "%s` (apache2-utils) or give the password instead (password: from Vault)."
-                            % (where, name, name or "alice"))
-    return problems
-
-
-def opengram_access_problems(modes, users, networks, proxy="caddy"):
-    """What is wrong with the access settings; passwords are never shown."""
-    if proxy == "none":
-        return []
-    if isinstance(modes, str) or not isinstance(modes, (list, tuple)) or not modes:
-        return ["opengram_access_modes=%r must be a non-empty list of modes: password, networks (combinable) "
-                "or public (alone), e.g. opengram_access_modes: [password]" % (modes,)]
-    problems, modes = [], [str(m) for m in modes]
-    unknown = [m for m in modes if m not in ACCESS_MODES]
-    if unknown:
-        problems.append("opengram_access_modes=%s: unknown mode(s) %s. Use password and/or networks, or public "
-                        "alone, e.g. opengram_access_modes: [password]" % (modes, unknown))
-    if "public" in modes and len(set(modes)) > 1:
-        problems.append("opengram_access_modes=%s: public is the explicit opt-out and cannot be combined with "
-                        "other modes. Use [public] alone, or drop public." % modes)
-    if "password" in modes:
-        problems.extend(_user_problems(users))
-    if "networks" in modes and not networks:
-        problems.append("opengram_access_modes contains networks but opengram_access_networks is empty. List "
-                        "the client ranges allowed in, e.g. opengram_access_networks: ['192.0.2.0/24'].")
-    if networks:
-        problems.extend(_network_problems(networks, "opengram_access_networks", ACCESS_EVERYONE))
-    return problems
 
 
 # ---- everything else ------------------------------------------------------------------
@@ -371,7 +257,7 @@ def _path_problems(values):
         if name not in values:
             continue
         text = str(values[name])
-        if (text.rstrip("/") or "/") in SYSTEM_DIRS:
+        if (text.rstrip("/") or "/") in _system_dirs():
             problems.append("%s='%s' is a system directory: the role creates, owns and on uninstall deletes this "
                             "directory. Give a directory of its own, e.g. %s: %s"
                             % (name, text, name, _specs().get(name, {}).get("default", "/srv/opengram")))
@@ -390,56 +276,6 @@ def _path_problems(values):
                                 "role's own. Give each its own directory (defaults: /var/lib/opengram, /etc/opengram, "
                                 "/opt/opengram, /var/backups/opengram)." % (a, given[a], b, given[b]))
     return problems
-
-
-def _port_problems(values, listeners):
-    port = _whole(values.get("opengram_port"))
-    if port is None or not 1 <= port <= 65535:
-        return ["opengram_port='%s' is not a TCP port. Use a number from 1 to 65535, e.g. opengram_port: 3000"
-                % values.get("opengram_port")]
-    problems = []
-    proxy = values.get("opengram_proxy", "caddy")
-    if proxy != "none" and port in (80, 443):
-        problems.append("opengram_port='%s' collides with the proxy (%s listens on 80 and 443). Use another port, "
-                        "e.g. opengram_port: 3000" % (port, proxy))
-    if port < 1024:
-        problems.append("opengram_port='%s' is a privileged port (below 1024): Opengram runs as an unprivileged "
-                        "user, and its firewall rule closes this port to every other host (with 22 it would shut "
-                        "you out of SSH). Use a free port from 1024 to 65535, e.g. opengram_port: 3000" % port)
-    if listeners:
-        others = [line for line in str(listeners.get("sockets", "")).splitlines()
-                  if _listen_port(line) == port and not _owned_by(line, listeners.get("uid"))]
-        if others:
-            problems.append("opengram_port='%s' is already in use on this host by another service (%s). Opengram "
-                            "would not start, and its firewall rule would close that service to every other host. "
-                            "Use a free port, e.g. opengram_port: %d (see `ss -tlnp` on the host)."
-                            % (port, " ".join(others[0].split()[3:4]), 3000 if port != 3000 else 3001))
-    return problems
-
-
-def _host_report(listeners):
-    """{sockets, uid, unit, unit_ours, calendar, timespan} from validate.yml's
-    report (key=value lines after `ss -Htlne`'s), or as given."""
-    listeners = dict(listeners or {})
-    for line in str(listeners.pop("report", "")).splitlines():
-        key, _, value = line.partition("=")
-        if line.startswith("LISTEN"):
-            listeners["sockets"] = listeners.get("sockets", "") + line + "\n"
-        elif key in ("uid", "unit", "unit_ours", "calendar", "timespan"):
-            listeners[key] = value.strip()
-    return listeners
-
-
-def _listen_port(line):
-    fields = line.split()
-    if len(fields) < 4 or fields[0] != "LISTEN":
-        return None
-    return _whole(fields[3].rsplit(":", 1)[-1])
-
-
-def _owned_by(line, uid):
-    found = re.search(r"\buid:([0-9]+)", line)
-    return uid not in (None, "") and found is not None and found.group(1) == str(uid).strip()
 
 
 def _entries_problems(values):
@@ -478,38 +314,6 @@ def _entries_problems(values):
             except ValueError:
                 problems.append("opengram_selfcheck_addresses entry '%s' is not an IP address, e.g. 203.0.113.10"
                                 % entry)
-    return problems
-
-
-def _host_problems(values, host):
-    """What the host tells about names the role would write there (validate.yml
-    reports it: key=value lines)."""
-    problems = []
-    for name, accounts, kind in (("opengram_user", FOREIGN_USERS, "user"), ("opengram_group", FOREIGN_GROUPS, "group")):
-        if str(values.get(name, "")) in accounts:
-            problems.append("%s='%s' is a %s of the system or of another service: Opengram runs as it, owns its files "
-                            "as it and a purging uninstall removes it. Give Opengram its own, e.g. %s: opengram"
-                            % (name, values[name], kind, name))
-    service = str(values.get("opengram_service_name", ""))
-    unit = host.get("unit", "")
-    if service in OWN_UNITS:
-        problems.append("opengram_service_name='%s' is the name of another unit this role writes (%s). Use e.g. "
-                        "opengram_service_name: opengram" % (service, ", ".join(sorted(OWN_UNITS))))
-    elif unit and host.get("unit_ours") != "yes":
-        problems.append("opengram_service_name='%s' is already a unit on this host (%s) that opengram-deploy did not "
-                        "write: the role would replace it. Use another name, e.g. opengram_service_name: opengram"
-                        % (service, unit))
-    timer = values.get("opengram_backup_timer", True)
-    if str(timer).lower() in ("true", "yes", "on", "1"):
-        for name, key, what, example in (
-                ("opengram_backup_schedule", "calendar", "a systemd calendar time (`systemd-analyze calendar`)",
-                 "daily"),
-                ("opengram_backup_randomized_delay", "timespan", "a systemd time span (`systemd-analyze timespan`)",
-                 "1h")):
-            if host.get(key) == "bad":
-                problems.append("%s='%s' is not %s: the backup timer would not load. Write e.g. %s: %s (man "
-                                "systemd.time), or set opengram_backup_timer: false." % (name, values.get(name), what,
-                                                                                       name, example))
     return problems
 
 
@@ -590,20 +394,20 @@ def opengram_input_problems(values, listeners=None):
             number = _whole(value)
             if number is None or number < 1:
                 problems.append("%s='%s' %s" % (name, value, WHOLE[name]))
-    host = _host_report(listeners)
-    problems.extend(_port_problems(values, host))
-    problems.extend(_host_problems(values, host))
+    host = _host.host_report(listeners)
+    problems.extend(_host.port_problems(values, host))
+    problems.extend(_host.host_problems(values, host))
     problems.extend(_serial_problems(values))
     problems.extend(_path_problems(values))
     problems.extend(_owned_problems(values))
     problems.extend(_entries_problems(values))
     problems.extend(_offsite_problems(values))
     if values.get("opengram_trusted_proxies"):
-        problems.extend(_network_problems(values["opengram_trusted_proxies"], "opengram_trusted_proxies",
+        problems.extend(network_problems(values["opengram_trusted_proxies"], "opengram_trusted_proxies",
                                           TRUST_EVERYONE % values.get("opengram_trusted_proxy_header", "X-Real-IP")))
     secret = values.get("opengram_instance_secret")
     if isinstance(secret, str) and secret and not re.search(r"[\r\n]", secret):
-        if len(secret) < MIN_SECRET_LENGTH or re.search(r"\s", secret) or len(set(secret)) < MIN_DISTINCT_CHARACTERS:
+        if len(secret) < MIN_SECRET_LENGTH or re.search(r"\s", secret) or len(set(secret)) < _access.MIN_DISTINCT_CHARACTERS:
             problems.append("opengram_instance_secret (value not shown: it is a secret) is too weak or has spaces: "
                             "use at least %d characters, 8 of them different, without spaces, e.g. og_ + random base64url (python3 -c "
                             "'import secrets; print(\"og_\" + secrets.token_urlsafe(32))'), or leave it empty to "
@@ -614,6 +418,5 @@ def opengram_input_problems(values, listeners=None):
 class FilterModule:
     def filters(self):
         return {
-            "opengram_access_problems": opengram_access_problems,
             "opengram_input_problems": opengram_input_problems,
         }
