@@ -161,13 +161,13 @@ def test_interrupted_run_then_next_run_converges(site, record_property):
 
 
 # Per proxy: the variable that adds raw directives, one that adds a response
-# header, the live file, and the task right after the file is written (roles/common's
-# reload_owed check, the same for both).
+# header, the live file, and the task right after the file is written (the
+# "reload owed" check, roles/common's common_reload_stamp module).
 PROXY_MARK = {
     "caddy": ("caddy_site_extra_config", "header X-Ogd-Interrupted yes", "/etc/caddy/opengram-deploy/site.caddy",
-              "TASK [common : Find a configuration that was not loaded"),
+              "TASK [caddy : Reload Caddy if it has not loaded the live configuration"),
     "nginx": ("nginx_extra_config", "add_header X-Ogd-Interrupted yes always;", "/etc/nginx/sites-available/opengram",
-              "TASK [common : Find a configuration that was not loaded"),
+              "TASK [nginx : Reload nginx if it has not loaded the live site"),
 }
 
 
