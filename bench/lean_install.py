@@ -141,6 +141,11 @@ def cmd_build(args: argparse.Namespace) -> None:
         versions = dexec(name, f"node --version; {npm} --version").split()
         env = ("export npm_config_allow_scripts=better-sqlite3,sharp npm_config_cafile=/opt/ogd-ca.crt "
                "NODE_EXTRA_CA_CERTS=/opt/ogd-ca.crt; ")
+        if args.nodedir:
+            # The registry's node-gyp fetches the headers from nodejs.org unless
+            # told where they are (Debian's node-gyp is patched to use these).
+            env += f"export npm_config_nodedir={args.nodedir}; "
+
         t1 = time.monotonic()
         out = dexec(name, env + f"{npm} install --global --prefix /opt/og --no-fund --no-audit "
                                 "--no-update-notifier --foreground-scripts /opt/opengram.tgz 2>&1",
@@ -152,7 +157,7 @@ def cmd_build(args: argparse.Namespace) -> None:
                             f"ls {pkg}/node_modules/better-sqlite3/build/Release/*.node 2>&1; true",
                     check=False)
         from_source = "gyp info ok" in out
-        row = {"set": key, "node": versions[0], "npm": versions[1], "apt_s": round(t_apt, 1),
+        row = {"set": key, "nodedir": args.nodedir, "node": versions[0], "npm": versions[1], "apt_s": round(t_apt, 1),
                "npm_install_s": round(t_npm, 1), "built_from_source": from_source,
                "probe": probe.strip().splitlines()}
         emit(row, args.out)
@@ -189,6 +194,7 @@ def main() -> None:
     b.add_argument("set", choices=sorted(SETS))
     b.add_argument("--out")
     b.add_argument("--log", help="write npm's output here")
+    b.add_argument("--nodedir", help="npm_config_nodedir (libnode-dev: /usr/include/nodejs)")
     b.add_argument("--keep", action="store_true", help="leave the container (ogd-lean-build-SET)")
     sub.add_parser("clean")
     args = ap.parse_args()
