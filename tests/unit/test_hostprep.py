@@ -371,7 +371,8 @@ def test_pkgs_image_key_depends_on_packages_and_base():
 def test_pkgs_build_script_starts_nothing_and_disables_the_proxies():
     script = images.pkgs_build_script(["caddy", "g++"])
     assert "exit 101" in script and "/usr/sbin/policy-rc.d" in script
-    assert "apt-get install -y -q caddy g++" in script
+    # Without recommends, as the roles install (common_packages_install_recommends).
+    assert "apt-get install -y -q --no-install-recommends caddy g++" in script
     assert "systemctl disable caddy.service nginx.service" in script
     assert script.index("rm -f /usr/sbin/policy-rc.d") > script.index("apt-get install")
 

@@ -178,16 +178,21 @@ def remove_if_untagged(iid: str) -> None:
                        stderr=subprocess.DEVNULL)
 
 
-def apt_build_script(packages: list[str] | tuple[str, ...], disable_units: tuple[str, ...] = ()) -> str:
+def apt_build_script(packages: list[str] | tuple[str, ...], disable_units: tuple[str, ...] = (),
+                     install_recommends: bool = False) -> str:
     """Shell run in a build container: install without starting anything
-    (policy-rc.d), then disable what the packages enabled (``disable_units``)."""
+    (policy-rc.d), then disable what the packages enabled (``disable_units``).
+    Without recommended packages by default, as roles/common/tasks/packages.yml
+    installs them (common_packages_install_recommends: false), so an image
+    holds what the roles would install on a bare host and no more."""
     return (
         "set -eu\n"
         "export DEBIAN_FRONTEND=noninteractive\n"
         "printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d\n"
         "chmod 755 /usr/sbin/policy-rc.d\n"
         "apt-get update -q\n"
-        f"apt-get install -y -q {' '.join(shlex.quote(p) for p in packages)}\n"
+        "apt-get install -y -q " + ("" if install_recommends else "--no-install-recommends ")
+        + f"{' '.join(shlex.quote(p) for p in packages)}\n"
         "rm -f /usr/sbin/policy-rc.d\n"
         + (f"systemctl disable {' '.join(disable_units)}\n" if disable_units else "")
         + "apt-get clean\n")
