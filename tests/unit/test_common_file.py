@@ -93,3 +93,11 @@ def test_a_failed_validation_leaves_the_file_as_it_was(tmp_path):
 def test_a_missing_directory_is_an_error_that_names_it(tmp_path):
     result = run_module({"dest": str(tmp_path / "no" / "file"), "content": "x"})
     assert result.get("failed") and "does not exist" in result["msg"]
+
+
+def test_check_mode_on_a_fresh_host_where_the_directory_is_not_made_yet(tmp_path):
+    dest = tmp_path / "etc-opengram" / "opengram.env"
+    result = run_module({"dest": str(dest), "content": "A=1\n", "mode": "0640"}, check_mode=True, diff=True)
+    assert result["changed"] is True and not result.get("failed"), result
+    assert result["diff"][0]["after"] == "A=1\n"
+    assert not dest.parent.exists()

@@ -81,6 +81,10 @@ def _text_for_diff(data):
     return to_native(data, errors="surrogate_or_strict")
 
 
+def _wanted(module):
+    return to_bytes(module.params["content"], errors="surrogate_or_strict")
+
+
 def main():
     module = AnsibleModule(
         argument_spec={
@@ -99,6 +103,13 @@ def main():
         module.fail_json(msg="%s is a directory, not a file" % dest, dest=dest)
     directory = os.path.dirname(dest) or "."
     if not os.path.isdir(directory):
+        if module.check_mode:
+            # Check mode on a fresh host: the task that creates the directory
+            # only said it would.
+            module.exit_json(changed=True, dest=dest,
+                             diff=[{"before_header": "%s (absent)" % dest, "after_header": dest,
+                                    "before": "", "after": _text_for_diff(_wanted(module))}]
+                             if module._diff and module.params["remote_src"] is None else [])
         module.fail_json(msg="the directory of %s does not exist" % dest, dest=dest)
 
     if module.params["remote_src"] is not None:
@@ -106,7 +117,7 @@ def main():
         if wanted is None:
             module.fail_json(msg="remote_src %s does not exist" % module.params["remote_src"], dest=dest)
     else:
-        wanted = to_bytes(module.params["content"], errors="surrogate_or_strict")
+        wanted = _wanted(module)
 
     current = _read(dest)
     changed = current != wanted
