@@ -2,22 +2,18 @@
 files with (one module run instead of template/copy's five round trips).
 Run as Ansible runs it (JSON arguments on stdin)."""
 
-import json
 import os
 import stat
-import subprocess
-import sys
 from pathlib import Path
+
+import role_modules
 
 ROOT = Path(__file__).resolve().parents[2]
 MODULE = ROOT / "roles/common/library/common_file.py"
 
 
 def run_module(args, check_mode=False, diff=False):
-    payload = {"ANSIBLE_MODULE_ARGS": dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)}
-    proc = subprocess.run([sys.executable, str(MODULE)], input=json.dumps(payload), capture_output=True,
-                          text=True, check=False)
-    return json.loads(proc.stdout)
+    return role_modules.run_module(MODULE, args, check_mode, diff)
 
 
 def mode(path):

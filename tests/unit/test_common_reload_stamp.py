@@ -2,15 +2,18 @@
 version wrote (stamps on converged hosts stay valid), the check reports owed
 when the files differ from the stamp, the record is skipped in check mode."""
 
-import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+import role_modules
 
 ROOT = Path(__file__).resolve().parents[2]
 MODULE = ROOT / "roles/common/library/common_reload_stamp.py"
+
+
+def run_module(args, check_mode=False, diff=False):
+    return role_modules.run_module(MODULE, args, check_mode, diff)
 
 # The shell that recorded the stamp before the module (roles/common's
 # reload_stamp.yml, up to a5a9b7d): the stamps it left must still match.
@@ -19,12 +22,6 @@ sum=
 for f; do if [ -e "$f" ]; then sum=$(cat -- "$@" 2>/dev/null | sha256sum); break; fi; done
 printf '%s\\n' "$sum" > "$stamp"
 """
-
-
-def run_module(args, check_mode=False):
-    payload = {"ANSIBLE_MODULE_ARGS": dict(args, _ansible_check_mode=check_mode)}
-    proc = subprocess.run([sys.executable, str(MODULE)], input=json.dumps(payload), capture_output=True, text=True)
-    return json.loads(proc.stdout)
 
 
 def old_record(stamp, files):

@@ -1,29 +1,21 @@
 """The config merge module: owned keys merged, app-written keys kept, no-op when equal."""
 
-import importlib.util
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+import role_modules
 
 ROOT = Path(__file__).resolve().parents[2]
 MODULE = ROOT / "roles/opengram/library/opengram_json_merge.py"
 
 
-def load():
-    spec = importlib.util.spec_from_file_location("opengram_json_merge", MODULE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def run_module(args, check_mode=False, diff=False):
-    """Run the module as Ansible does (JSON args on stdin); return its result."""
-    payload = {"ANSIBLE_MODULE_ARGS": dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)}
-    proc = subprocess.run([sys.executable, str(MODULE)], input=json.dumps(payload), capture_output=True, text=True)
-    return json.loads(proc.stdout)
+    return role_modules.run_module(MODULE, args, check_mode, diff)
+
+
+def load():
+    return role_modules.load(MODULE)
 
 
 def test_merge_is_recursive_and_keeps_other_keys():

@@ -56,10 +56,10 @@ dest:
 """
 
 import os
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_bytes, to_native
+from ansible.module_utils.common_atomic import replace_file
 
 # Above this size (or for bytes that are not text) the diff names the change only.
 DIFF_MAX_BYTES = 104448
@@ -98,7 +98,9 @@ def main():
         add_file_common_args=True,
         supports_check_mode=True,
     )
-    dest = module.params["dest"]
+    dest, validate = module.params["dest"], module.params["validate"]
+    if validate and "%s" not in validate:
+        module.fail_json(msg="validate must contain %%s (the file to check): %s" % validate, dest=dest)
     if os.path.isdir(dest):
         module.fail_json(msg="%s is a directory, not a file" % dest, dest=dest)
     directory = os.path.dirname(dest) or "."
@@ -130,29 +132,21 @@ def main():
     attributes_changed = False
     attr_diff = {"before": {}, "after": {}}
     if changed and not module.check_mode:
-        # Owner, group and mode are set on the temporary file before it takes
-        # the name: a secret is never readable by others, not even briefly.
-        fd, tmp = tempfile.mkstemp(prefix=".common_file.", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(wanted)
+        def prepare(tmp):
+            # Owner, group and mode are set on the temporary file before it
+            # takes the name: a secret is never readable by others, not even briefly.
             tmp_args = module.load_file_common_arguments(module.params, path=tmp)
             if tmp_args.get("mode") is None:
                 umask = os.umask(0)
                 os.umask(umask)
                 tmp_args["mode"] = (os.stat(dest).st_mode & 0o7777) if current is not None else 0o666 & ~umask
             module.set_fs_attributes_if_different(tmp_args, False)
-            if module.params["validate"]:
-                if "%s" not in module.params["validate"]:
-                    module.fail_json(msg="validate must contain %%s: %s" % module.params["validate"], dest=dest)
-                rc, out, err = module.run_command(module.params["validate"] % tmp)
+            if validate:
+                rc, out, err = module.run_command(validate % tmp)
                 if rc != 0:
-                    module.fail_json(msg="failed to validate", exit_status=rc, stdout=out, stderr=err,
-                                     dest=dest)
-            os.rename(tmp, dest)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+                    module.fail_json(msg="failed to validate", exit_status=rc, stdout=out, stderr=err, dest=dest)
+
+        replace_file(dest, wanted, ".common_file.", prepare)
     elif not (module.check_mode and current is None):
         # A file not written in check mode gets its attributes when it is created.
         file_args = module.load_file_common_arguments(module.params, path=dest)

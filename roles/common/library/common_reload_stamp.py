@@ -72,9 +72,9 @@ owed:
 
 import hashlib
 import os
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common_atomic import replace_file
 
 
 def checksum(files):
@@ -101,16 +101,7 @@ def read_stamp(stamp):
 
 
 def write_stamp(stamp, line):
-    directory = os.path.dirname(stamp) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".reload-stamp.", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(line + "\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, stamp)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    replace_file(stamp, (line + "\n").encode("utf-8"), ".reload-stamp.", lambda tmp: os.chmod(tmp, 0o644))
 
 
 def main():
