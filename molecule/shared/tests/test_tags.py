@@ -14,7 +14,7 @@ PREFLIGHT = "TASK [opengram : Check the deployment variables]"
 # A task only that tag runs (besides the roles that tag shares with another).
 SIGNATURE = {
     "opengram": "TASK [opengram : Template opengram.env]",
-    "caddy": "TASK [caddy : Render the global options and the site to the staging directory",
+    "caddy": "TASK [caddy : Compare the global options and the site with the live ones",
     "nginx": "TASK [nginx : Choose the site's shape",
     "certbot": "TASK [certbot : Publish the certificate paths",
     "selfcheck": "TASK [opengram : Wait for HTTPS on the public URL",

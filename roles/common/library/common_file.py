@@ -53,6 +53,12 @@ dest:
   description: The file written.
   type: str
   returned: always
+differs:
+  description:
+    - Whether the file was not as asked (content, owner, group or mode), like C(changed) but kept when the
+      task overrides C(changed_when); run with C(check_mode=true), it compares the live file with the wanted one.
+  type: bool
+  returned: always
 """
 
 import os
@@ -108,7 +114,7 @@ def main():
         if module.check_mode:
             # Check mode on a fresh host: the task that creates the directory
             # only said it would.
-            module.exit_json(changed=True, dest=dest,
+            module.exit_json(changed=True, differs=True, dest=dest,
                              diff=[{"before_header": "%s (absent)" % dest, "after_header": dest,
                                     "before": "", "after": _text_for_diff(_wanted(module))}]
                              if module._diff and module.params["remote_src"] is None else [])
@@ -154,7 +160,8 @@ def main():
             file_args, False, attr_diff if module._diff else None)
     if attributes_changed and module._diff and (attr_diff["before"] or attr_diff["after"]):
         diffs.append(attr_diff)
-    module.exit_json(changed=changed or attributes_changed, dest=dest, diff=diffs)
+    module.exit_json(changed=changed or attributes_changed, differs=changed or attributes_changed, dest=dest,
+                     diff=diffs)
 
 
 if __name__ == "__main__":
