@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""The no-change run of two commits, side by side on one converged host (interleaved A/B).
+
+  python3 tools/sandbox.py up --standin          # a converged host (ogd-sandbox, Caddy)
+  python3 bench/nochange_ab.py --old cc1c329 --new HEAD [--rounds 4]
+
+Each commit's tree is exported (git archive) to a temporary directory; the
+two then rerun `site.yml` on the sandbox host in turns (old, new, new, old,
+...), so machine noise hits both alike. Per commit: the module runs on the
+host (`EXEC` lines of one -vvv run), the tasks that ran (not skipped), the
+median wall time and the ratio new/old. A run that changes anything or fails
+stops the measurement: a no-change run is what is measured. Prints a table
+and writes bench/results/nochange_ab.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+
+from ogd.common import cache_dir, run_captured  # noqa: E402
+
+HOST = "ogd-sandbox"
+
+
+class ABError(Exception):
+    pass
+
+
+def recap(stdout: str) -> dict[str, int]:
+    """The PLAY RECAP counters of the host."""
+    match = re.search(r"^%s\s*:\s*(.*)$" % re.escape(HOST), stdout, re.M)
+    if not match:
+        raise ABError("no PLAY RECAP line for %s" % HOST)
+    return {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", match.group(1))}
+
+
+def module_runs(verbose_stdout: str) -> int:
+    """Commands sent to the host (one per module run, more for action plugins that copy files)."""
+    return len(re.findall(r"^<%s> EXEC " % re.escape(HOST), verbose_stdout, re.M))
+
+
+def export(ref: str, into: Path) -> Path:
+    into.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
+def playbook(tree: Path, *extra: str) -> tuple[float, str]:
+    state = cache_dir() / "sandbox"
+    tarball = next(state.glob("opengramsh-opengram-*.tgz"), None)
+    if tarball is None or not (state / "access.yml").exists():
+        raise ABError("no sandbox: run python3 tools/sandbox.py up --standin first")
+    cmd = ["ansible-playbook", "site.yml", "-i", "inventories/sandbox/hosts.yml",
+           "-e", json.dumps({"opengram_npm_tarball": str(tarball)}), "-e", "@%s" % (state / "access.yml"), *extra]
+    start = time.monotonic()
+    proc = subprocess.run(cmd, cwd=tree, capture_output=True, text=True, check=False)
+    seconds = time.monotonic() - start
+    counters = recap(proc.stdout) if proc.returncode == 0 else {}
+    if proc.returncode != 0 or counters.get("changed") or counters.get("failed"):
+        raise ABError("not a no-change run in %s (exit %d, %s):\n%s" % (tree, proc.returncode, counters,
+                                                                        proc.stdout[-3000:]))
+    return seconds, proc.stdout
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--old", required=True, help="git ref of the commit before")
+    parser.add_argument("--new", default="HEAD", help="git ref of the commit after (default HEAD)")
+    parser.add_argument("--rounds", type=int, default=4, help="timed runs per commit (default 4)")
+    args = parser.parse_args()
+    refs = {"old": args.old, "new": args.new}
+    shas = {name: run_captured(["git", "-C", str(ROOT), "rev-parse", "--short", ref], error=ABError).stdout.strip()
+            for name, ref in refs.items()}
+    with tempfile.TemporaryDirectory(prefix="ogd-nochange-ab-") as tmp:
+        trees = {name: export(ref, Path(tmp) / name) for name, ref in refs.items()}
+        result = {}
+        for name, tree in trees.items():
+            _, verbose = playbook(tree, "-vvv")
+            counters = recap(verbose)
+            result[name] = {"ref": refs[name], "commit": shas[name], "module_runs": module_runs(verbose),
+                            "tasks_run": counters["ok"] + counters.get("changed", 0), "seconds": []}
+        order = ["old", "new"]
+        for round_ in range(args.rounds):
+            for name in order if round_ % 2 == 0 else order[::-1]:
+                seconds, _ = playbook(trees[name])
+                result[name]["seconds"].append(round(seconds, 2))
+                print("round %d %s %.1f s" % (round_ + 1, name, seconds), flush=True)
+    for entry in result.values():
+        entry["median_seconds"] = round(statistics.median(entry["seconds"]), 2)
+    ratio = result["new"]["median_seconds"] / result["old"]["median_seconds"]
+    load = Path("/proc/loadavg").read_text().split()[0]
+    print("\n| commit | module runs on the host | tasks run | no-change run, median s | runs |")
+    print("| --- | ---: | ---: | ---: | --- |")
+    for name in ("old", "new"):
+        entry = result[name]
+        print("| %s (%s) | %d | %d | %.1f | %s |" % (entry["commit"], name, entry["module_runs"], entry["tasks_run"],
+                                                   entry["median_seconds"], ", ".join(map(str, entry["seconds"]))))
+    print("\nnew/old wall time: %.2fx (load average at the end: %s)" % (ratio, load))
+    out = ROOT / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "nochange_ab.json").write_text(json.dumps({"runs": result, "ratio": round(ratio, 3), "load": load},
+                                                     indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except ABError as exc:
+        print("nochange_ab: %s" % exc, file=sys.stderr)
+        sys.exit(1)
