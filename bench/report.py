@@ -265,7 +265,9 @@ def series_explanation(series: dict, cores: int) -> str:
             "(its forks, the `docker exec` clients), from the bench's RUSAGE_CHILDREN around the run; "
             "CPU in the hosts = the target containers' cgroups; docker engine = dockerd, containerd "
             "and the shims (the far side of `docker exec`; with SSH, sshd runs inside the host). "
-            f"Hosts from `{series.get('image')}`, converged first; only the no-change runs are timed.")
+            + (f"Hosts from `{series['image']}`, converged first; only the no-change runs are timed."
+               if series.get("image", "").startswith("ogd") else
+               "The one point is no-change-1, the rerun on the converged proxy host (smoke)."))
     if len(by) < 2:
         return text
     lo, hi = min(by, key=int), max(by, key=int)
