@@ -83,9 +83,8 @@ def per_host_panel(ax, series: dict | None, cores: int) -> None:
     ax.set_xticklabels([label.split(" (")[0].replace(" ", "\n", 1) for _, label, _ in keys], fontsize=7)
     ax.set_ylabel("seconds per extra host")
     ax.set_title(title, fontsize=10)
-    ax.text(0.98, 0.97, f"wall time: every host's work on these {cores} shared cores;\n"
-            "controller CPU: the product's own cost,\non one machine with any fleet",
-            ha="right", va="top", fontsize=7, transform=ax.transAxes)
+    ax.set_xlabel(f"wall time: every host's work on these {cores} shared cores;\n"
+                  "controller CPU: the product's own cost, on one machine with any fleet", fontsize=7)
 
 
 def cold_panel(ax, runs: dict) -> None:
