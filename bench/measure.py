@@ -4,6 +4,9 @@ interleaved round-robin) and the deployment cost (timed playbook runs)."""
 from __future__ import annotations
 
 import json
+import os
+import re
+import resource
 import shlex
 import statistics
 import subprocess
@@ -13,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import topology
-from topology import (APP_PORT, BENCH_SECRET, CLIENT, CLIENT_DIR, PEBBLE, PEBBLE_ROOT, PROXY_HOSTS, ROOT,
-                      UPLOAD_BYTES, BenchError, BenchPath, Host, create_containers, dexec, enable_ssh,
-                      fleet_hosts, remove_containers, say, write_inventory)
+from topology import (APP_PORT, BENCH_IMAGE, BENCH_SECRET, CLIENT, CLIENT_DIR, PEBBLE, PEBBLE_ROOT, PROXY_HOSTS,
+                      ROOT, UPLOAD_BYTES, BenchError, BenchPath, Host, create_containers, dexec, enable_ssh,
+                      fleet_hosts, remove_containers, run, say, write_inventory)
 from tools.ogd.images import BASE_IMAGE
 from tools.ogd.recap import parse_profile, parse_recap
 
@@ -29,13 +32,21 @@ class Settings:
     handshakes: int
     sse_events: int
     uploads: int
-    fleets: tuple[int, ...]  # cold fleet sizes; () = only the no-change rerun of one host
+    # Deployment cost. cold: converge one fresh host from the bare base image;
+    # no_change_hosts: sizes of the no-change series on converged hosts
+    # (() = only the no-change rerun of one proxy host), each size
+    # no_change_rounds times, the order reversed every other round.
+    cold: bool
+    no_change_hosts: tuple[int, ...]
+    no_change_rounds: int
 
 
 SMOKE = Settings("smoke", rounds=1, wrk_seconds=1, warmup_seconds=1, concurrencies=(1, 8, 32),
-                 handshakes=10, sse_events=5, uploads=1, fleets=())
+                 handshakes=10, sse_events=5, uploads=1, cold=False, no_change_hosts=(),
+                 no_change_rounds=1)
 FULL = Settings("full", rounds=5, wrk_seconds=6, warmup_seconds=3, concurrencies=(1, 8, 32),
-                handshakes=60, sse_events=20, uploads=2, fleets=(1, 2, 4))
+                handshakes=60, sse_events=20, uploads=2, cold=True, no_change_hosts=(1, 2, 4, 8),
+                no_change_rounds=3)
 
 
 def percentile(values: list[float], pct: float) -> float | None:
@@ -82,15 +93,97 @@ class PlaybookRun:
     recap: dict
     profile: list = field(default_factory=list)
     log: str = ""
+    # CPU seconds of ansible-playbook and every process it waited for (its
+    # workers, the docker exec / ssh clients): the controller's own work.
+    cpu_user: float | None = None
+    cpu_sys: float | None = None
+    # CPU seconds spent inside the target containers during the run (their
+    # cgroups: the modules, plus whatever else runs there), and by the docker
+    # engine's processes (dockerd, containerd, the shims: docker exec's far
+    # side). None where this machine does not expose them.
+    host_cpu: float | None = None
+    engine_cpu: float | None = None
+    round: int = 0  # in a series of runs
 
     @property
     def changed(self) -> int:
         return sum(v["changed"] for v in self.recap.values())
 
+    @property
+    def controller_cpu(self) -> float | None:
+        return None if self.cpu_user is None else self.cpu_user + self.cpu_sys
+
+
+def cgroup_cpu_files(container_id: str) -> list[Path]:
+    """Where the engine accounts a container's CPU time (cgroup v1 cpuacct, or v2)."""
+    return [Path(f"/sys/fs/cgroup/{d}/docker/{container_id}/cpuacct.usage")
+            for d in ("cpuacct", "cpu,cpuacct")] + [
+        Path(f"/sys/fs/cgroup/system.slice/docker-{container_id}.scope/cpu.stat")]
+
+
+def read_cgroup_cpu(path: Path) -> float:
+    """Seconds of CPU in a cpuacct.usage (ns) or a v2 cpu.stat (usage_usec)."""
+    text = path.read_text()
+    if path.name == "cpu.stat":
+        return int(re.search(r"^usage_usec (\d+)", text, re.MULTILINE).group(1)) / 1e6
+    return int(text.strip()) / 1e9
+
+
+def containers_cpu(files: list[Path] | None) -> float | None:
+    if not files:
+        return None
+    try:
+        return sum(read_cgroup_cpu(f) for f in files)
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def container_cpu_files(names: list[str]) -> list[Path] | None:
+    files = []
+    for name in names:
+        cid = run(["docker", "inspect", "--format", "{{.Id}}", name], check=False).stdout.strip()
+        found = next((f for f in cgroup_cpu_files(cid) if cid and f.exists()), None)
+        if found is None:
+            return None
+        files.append(found)
+    return files
+
+
+ENGINE_PROCESSES = ("dockerd", "containerd", "containerd-shim", "containerd-shim-runc-v2", "docker-proxy")
+
+
+def proc_cpu_ticks(stat: str) -> int:
+    """utime + stime (clock ticks) from a /proc/PID/stat line (comm may hold spaces)."""
+    fields = stat[stat.rindex(")") + 2:].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def engine_cpu() -> dict[int, int]:
+    """CPU ticks of the docker engine's processes on this machine, by PID."""
+    out = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            if (d / "comm").read_text().strip() in ENGINE_PROCESSES:
+                out[int(d.name)] = proc_cpu_ticks((d / "stat").read_text())
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+def engine_cpu_delta(before: dict[int, int], after: dict[int, int]) -> float:
+    """Seconds of engine CPU between two engine_cpu() readings (processes in both,
+    plus those that started in between; an exited one's last ticks are lost)."""
+    ticks = sum(t - before.get(pid, 0) for pid, t in after.items())
+    return ticks / os.sysconf("SC_CLK_TCK")
+
 
 def playbook(name: str, playbook_path: str, inventory: Path, env: dict, work: Path,
              limit: list[str] | None = None, timeout: float = 3600,
-             extra: dict | None = None) -> PlaybookRun:
+             extra: dict | None = None, cpu_of: list[str] | None = None) -> PlaybookRun:
+    """One timed ansible-playbook run; cpu_of: containers whose CPU time is read
+    around it (the controller's own CPU time is always read)."""
     log = work / "logs" / f"{name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     cmd = ["ansible-playbook", playbook_path, "-i", str(inventory)]
@@ -102,6 +195,11 @@ def playbook(name: str, playbook_path: str, inventory: Path, env: dict, work: Pa
     penv = {**env, "PROFILE_TASKS_TASK_OUTPUT_LIMIT": "all", "PROFILE_TASKS_SORT_ORDER": "descending",
             "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks", "ANSIBLE_NOCOLOR": "1",
             "ANSIBLE_FORCE_COLOR": "0", "MOLECULE_PROJECT_DIRECTORY": str(ROOT)}
+    files = container_cpu_files(cpu_of) if cpu_of else None
+    # Only this thread starts processes: the children's rusage between the two
+    # readings is ansible-playbook's and its descendants' (those it waited for).
+    host0, engine0 = containers_cpu(files), engine_cpu()
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
     with open(log, "w") as fh:
         try:
@@ -110,13 +208,19 @@ def playbook(name: str, playbook_path: str, inventory: Path, env: dict, work: Pa
         except subprocess.TimeoutExpired as exc:
             raise BenchError(f"{name}: ansible-playbook timed out; log {log}") from exc
     seconds = time.monotonic() - t0
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    host1, engine1 = containers_cpu(files), engine_cpu()
     output = log.read_text(errors="replace")
     if proc.returncode != 0:
         raise BenchError(f"{name}: ansible-playbook failed (exit {proc.returncode}); log {log}\n"
                          + "\n".join(output.splitlines()[-40:]))
     result = PlaybookRun(name, len(limit or []), seconds, parse_recap(output), parse_profile(output),
-                         str(log))
-    say(f"ansible: {name}: {seconds:.1f} s, changed={result.changed}")
+                         str(log), cpu_user=ru1.ru_utime - ru0.ru_utime, cpu_sys=ru1.ru_stime - ru0.ru_stime,
+                         host_cpu=None if None in (host0, host1) else host1 - host0,
+                         engine_cpu=engine_cpu_delta(engine0, engine1))
+    say(f"ansible: {name}: {seconds:.1f} s, changed={result.changed}, controller CPU "
+        f"{result.controller_cpu:.1f} s" + (f", in the hosts {result.host_cpu:.1f} s"
+                                             if result.host_cpu is not None else ""))
     return result
 
 
@@ -277,45 +381,126 @@ def connection_overhead(name: str, inv: Path, host: Host, count: int, env: dict,
 def deploy_cost(settings: Settings, env: dict, work: Path, hosts: list[Host],
                 keep: bool) -> dict:
     runs: list[PlaybookRun] = []
+    series: list[PlaybookRun] = []
+    setup: list[PlaybookRun] = []
     target = PROXY_HOSTS[0]
     # The same host (already converged) with both connections Ansible can use here.
     inv = write_inventory(work, hosts)
-    runs.append(playbook("no-change-1", "site.yml", inv, env, work, limit=[target.name]))
-    if settings.mode == "smoke":
-        return summarize_deploy(runs, {})
+    runs.append(playbook("no-change-1", "site.yml", inv, env, work, limit=[target.name],
+                         cpu_of=[target.name]))
+    if not settings.no_change_hosts:
+        # smoke: that rerun is the no-change series' only point
+        return summarize_deploy(runs, {}, runs[:], setup)
     inv_ssh = write_inventory(work, hosts, {target.name: enable_ssh(target, work)},
                               name="inventory-ssh.yml")
-    runs.append(playbook("no-change-1-ssh", "site.yml", inv_ssh, env, work, limit=[target.name]))
+    runs.append(playbook("no-change-1-ssh", "site.yml", inv_ssh, env, work, limit=[target.name],
+                         cpu_of=[target.name]))
     count = 30
     overhead = {"docker": connection_overhead("overhead-docker", inv, target, count, env, work),
                 "ssh": connection_overhead("overhead-ssh", inv_ssh, target, count, env, work)}
-    if settings.fleets and not keep:
+    if not keep:
         # The proxy hosts are not needed any more: only Pebble (the ACME CA) stays.
         remove_containers([h.name for h in hosts if h != PEBBLE])
         hosts = [PEBBLE]
-    for n in settings.fleets:
-        fleet = fleet_hosts(n)
-        say(f"fleet of {n}: fresh containers from {BASE_IMAGE}")
+    if settings.cold:
+        # The install path users hit: one fresh host from the bare base image.
+        fleet = fleet_hosts(1)
+        say(f"cold converge: a fresh container from {BASE_IMAGE}")
         remove_containers([h.name for h in fleet])
         create_containers(fleet)
-        inv = write_inventory(work, hosts + fleet)
         try:
-            runs.append(playbook(f"cold-{n}", "site.yml", inv, env, work,
-                                 limit=[h.name for h in fleet]))
-            if n in (1, max(settings.fleets)):
-                runs.append(playbook(f"no-change-fleet-{n}", "site.yml", inv, env, work,
-                                     limit=[h.name for h in fleet]))
+            inv = write_inventory(work, hosts + fleet)
+            runs.append(playbook("cold-1", "site.yml", inv, env, work, limit=[h.name for h in fleet],
+                                 cpu_of=[h.name for h in fleet]))
         finally:
             remove_containers([h.name for h in fleet])
-    return summarize_deploy(runs, overhead)
+    # The controller's time per extra host: no-change runs on 1..N converged
+    # hosts. They start from the cached package image (the cold path is
+    # cold-1's); only the no-change runs are measured.
+    sizes = settings.no_change_hosts
+    fleet = fleet_hosts(max(sizes), image=BENCH_IMAGE, short="scale")
+    say(f"no-change series: {len(fleet)} hosts from {BENCH_IMAGE}, sizes {sizes}, "
+        f"{settings.no_change_rounds} rounds")
+    remove_containers([h.name for h in fleet])
+    create_containers(fleet)
+    try:
+        inv = write_inventory(work, hosts + fleet)
+        setup.append(playbook(f"converge-scale-{len(fleet)}", "site.yml", inv, env, work,
+                              limit=[h.name for h in fleet]))
+        for rnd, order in enumerate(series_order(sizes, settings.no_change_rounds)):
+            for n in order:
+                names = [h.name for h in fleet[:n]]
+                r = playbook(f"no-change-scale-{n}-round-{rnd + 1}", "site.yml", inv, env, work,
+                             limit=names, cpu_of=names)
+                r.round = rnd + 1
+                series.append(r)
+    finally:
+        if not keep:
+            remove_containers([h.name for h in fleet])
+    return summarize_deploy(runs, overhead, series, setup)
 
 
-def summarize_deploy(runs: list[PlaybookRun], overhead: dict) -> dict:
-    out = {"runs": {r.name: {"hosts": r.hosts, "seconds": r.seconds, "changed": r.changed,
-                             "recap": r.recap, "profile_top10": r.profile[:10],
-                             "profile_all": r.profile, "log": r.log} for r in runs},
-           "connection_overhead": overhead}
-    cold = {int(k.split("-")[1]): v["seconds"] for k, v in out["runs"].items() if k.startswith("cold-")}
-    if 1 in cold:
-        out["fleet_ratio_to_one"] = {str(n): s / cold[1] for n, s in sorted(cold.items())}
+def series_order(sizes: tuple[int, ...], rounds: int) -> list[list[int]]:
+    """The sizes of each round: ascending, then descending, alternating (a drift
+    in the machine's load then hits small and large runs alike)."""
+    up = sorted(sizes)
+    return [up if r % 2 == 0 else up[::-1] for r in range(rounds)]
+
+
+def scaling(points: dict[int, float]) -> dict:
+    """How a value grows with the number of hosts, from {hosts: value}:
+    per_extra_host: (v(max) - v(min)) / (max - min hosts), the slope from the
+    smallest to the largest run; steps: the same between neighbouring sizes;
+    fit: least-squares line (slope per host, intercept = the fixed part)."""
+    ns = sorted(points)
+    if len(ns) < 2:
+        return {"per_extra_host": None, "steps": [], "fit_slope": None, "fit_intercept": None}
+    steps = [{"from": a, "to": b, "per_extra_host": (points[b] - points[a]) / (b - a)}
+             for a, b in zip(ns, ns[1:])]
+    mean_n = sum(ns) / len(ns)
+    mean_v = sum(points[n] for n in ns) / len(ns)
+    slope = (sum((n - mean_n) * (points[n] - mean_v) for n in ns)
+             / sum((n - mean_n) ** 2 for n in ns))
+    return {"per_extra_host": (points[ns[-1]] - points[ns[0]]) / (ns[-1] - ns[0]), "steps": steps,
+            "fit_slope": slope, "fit_intercept": mean_v - slope * mean_n}
+
+
+SERIES_METRICS = ("seconds", "controller_cpu", "cpu_user", "cpu_sys", "host_cpu", "engine_cpu")
+
+
+def series_summary(points: list[dict]) -> dict:
+    """The no-change series: per size the median of each metric over the rounds,
+    and how each metric grows per extra host (scaling)."""
+    by_hosts: dict[int, dict] = {}
+    for n in sorted({p["hosts"] for p in points}):
+        mine = [p for p in points if p["hosts"] == n]
+        by_hosts[n] = {"runs": len(mine), "changed": sum(p["changed"] for p in mine)}
+        for key in SERIES_METRICS:
+            vals = [p[key] for p in mine if p.get(key) is not None]
+            by_hosts[n][key] = median(vals) if len(vals) == len(mine) else None
+    slopes = {}
+    for key in SERIES_METRICS:
+        pts = {n: v[key] for n, v in by_hosts.items() if v[key] is not None}
+        slopes[key] = scaling(pts) if len(pts) == len(by_hosts) else scaling({})
+    return {"by_hosts": {str(n): v for n, v in by_hosts.items()}, "scaling": slopes}
+
+
+def run_record(r: PlaybookRun, profile: bool = True) -> dict:
+    out = {"hosts": r.hosts, "seconds": r.seconds, "changed": r.changed, "recap": r.recap,
+           "controller_cpu": r.controller_cpu, "cpu_user": r.cpu_user, "cpu_sys": r.cpu_sys,
+           "host_cpu": r.host_cpu, "engine_cpu": r.engine_cpu, "log": r.log}
+    if profile:
+        out.update(profile_top10=r.profile[:10], profile_all=r.profile)
     return out
+
+
+def summarize_deploy(runs: list[PlaybookRun], overhead: dict, series: list[PlaybookRun],
+                     setup: list[PlaybookRun]) -> dict:
+    points = [{"name": r.name, "round": r.round, **run_record(r, profile=False),
+               "profile_top10": r.profile[:10]} for r in series]
+    return {"runs": {r.name: run_record(r) for r in runs},
+            "connection_overhead": overhead,
+            "setup_runs": {r.name: {"hosts": r.hosts, "seconds": r.seconds, "changed": r.changed,
+                                    "log": r.log} for r in setup},
+            "no_change_series": {"image": BENCH_IMAGE if setup else "the converged proxy host",
+                                 "points": points, **series_summary(points)}}

@@ -25,8 +25,8 @@ def color(path: dict) -> str:
 def main(src: str, dst: str) -> int:
     results = json.load(open(src))
     proxy = results.get("proxy")
-    deploy = results.get("deploy")
-    panels = (3 if proxy else 0) + (1 if deploy else 0)
+    # The deployment cost has its own picture (plot_deploy.py).
+    panels = 3 if proxy else 0
     cols = 2 if panels > 1 else 1
     rows = (panels + 1) // 2 if panels > 1 else 1
     fig, grid = plt.subplots(rows, cols, figsize=(6.4 * cols, 4.4 * rows), squeeze=False)
@@ -82,18 +82,6 @@ def main(src: str, dst: str) -> int:
         ax.set_title("SSE event delay", fontsize=10)
         ax.tick_params(axis="x", rotation=35, labelsize=7)
         ax.legend(fontsize=7)
-    if deploy:
-        ax = axes.pop(0)
-        runs = deploy["runs"]
-        names = list(runs)
-        ax.bar(names, [runs[n]["seconds"] for n in names],
-               color=["#1f77b4" if n.startswith("cold") else "#9467bd" for n in names])
-        for i, n in enumerate(names):
-            ax.text(i, runs[n]["seconds"], f"{runs[n]['seconds']:.0f}s", ha="center",
-                    va="bottom", fontsize=7)
-        ax.set_ylabel("seconds (site.yml wall time)")
-        ax.set_title("Deployment cost (cold-N: N fresh hosts)", fontsize=10)
-        ax.tick_params(axis="x", rotation=35, labelsize=7)
     fig.tight_layout()
     fig.savefig(dst, dpi=110)
     return 0

@@ -19,8 +19,12 @@ The proxy hosts start from a cached image (ogdbench-image:trixie: the base
 image with the packages the roles install) so that setup takes seconds, not
 minutes; site.yml still does the whole deployment on them.
 
-Deployment cost (full mode): cold converges of 1, 2 and 4 fresh hosts from
-the bare base image, no-change reruns, and the ten slowest tasks of each run
+Deployment cost (full mode): the no-change rerun of one host through docker
+exec and over SSH; a cold converge of 1 fresh host from the bare base image
+(the install path users hit); and the controller's time per extra host:
+no-change runs on 1, 2, 4 and 8 converged hosts (from the cached image), wall
+time and CPU time of the controller (ansible-playbook and its children), of
+the hosts and of the docker engine, with the ten slowest tasks of each run
 (ansible.posix.profile_tasks). In --smoke: only the no-change rerun of 1 host.
 """
 
@@ -39,7 +43,7 @@ from pathlib import Path
 import topology  # first: it puts the repository on sys.path for tools.ogd
 from configs import install_ceilings, install_nginx_variant
 from measure import FULL, SMOKE, LoadSampler, PlaybookRun, deploy_cost, measure_proxies, playbook
-from report import (aims, git_state, machine_info, plot, problems, render, results_markdown, tables,
+from report import (aims, git_state, machine_info, markdown, plot_all, problems, render, tables,
                     update_results_md, versions)
 from topology import (BENCH, BENCH_IMAGE, CEILING_PORT, CLIENT, KEEPALIVE_PORT, PEBBLE, PROXY_HOSTS, ROOT,
                       BenchError, BenchPath, Host, bench_paths, cleanup_all, create_containers,
@@ -171,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     results["timings_s"] = timings
     results["aims"] = aims(results)
     out_dir.mkdir(parents=True, exist_ok=True)
-    json_path, png_path = out_dir / "results.json", out_dir / "results.png"
+    json_path = out_dir / "results.json"
     results["problems"] = problems(results)
     json_path.write_text(json.dumps(results, indent=2) + "\n")
     print()
@@ -180,14 +184,16 @@ def main(argv: list[str] | None = None) -> int:
         print("bench: the harness did not measure everything:\n  "
               + "\n  ".join(results["problems"]), file=sys.stderr)
         rc = 1
+    pngs: list[Path] = []
     try:
-        plot(json_path, png_path)
+        pngs = plot_all(results, json_path, out_dir)
     except BenchError as exc:
         print(f"bench: the plot failed: {exc}", file=sys.stderr)
         rc = 1
     if settings.mode == "full":
-        update_results_md(out_dir / "RESULTS.md", results_markdown(results, png_path.name))
-    say(f"results: {json_path}, {png_path}" + (f", {out_dir / 'RESULTS.md'}" if settings.mode == "full" else ""))
+        update_results_md(out_dir / "RESULTS.md", markdown(results))
+    say(f"results: {json_path}" + "".join(f", {p}" for p in pngs)
+        + (f", {out_dir / 'RESULTS.md'}" if settings.mode == "full" else ""))
     say("timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items())
         + f"; total {results['duration_s']:.0f} s")
     return rc

@@ -91,8 +91,9 @@ PROXY_HOSTS = (
 )
 
 
-def fleet_hosts(n: int) -> list[Host]:
-    return [Host(cname(f"fleet-{i}"), f"fleet-{i}.{DOMAIN}", "fleet", BASE_IMAGE)
+def fleet_hosts(n: int, image: str = BASE_IMAGE, short: str = "fleet") -> list[Host]:
+    """n Caddy hosts ogdbench-<short>-1..n of image (the deployment-cost hosts)."""
+    return [Host(cname(f"{short}-{i}"), f"{short}-{i}.{DOMAIN}", "fleet", image)
             for i in range(1, n + 1)]
 
 

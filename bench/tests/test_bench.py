@@ -182,12 +182,16 @@ def test_aims_from_results():
                   "sse": {"ours-caddy": {"delay_median_minus_direct_ms": 1.0},
                           "ours-nginx": {"delay_median_minus_direct_ms": 6.0}}},
         "deploy": {"runs": {"no-change-1": {"hosts": 1, "seconds": 15.0}},
-                   "fleet_ratio_to_one": {"1": 1.0, "4": 1.7}},
+                   "no_change_series": {"by_hosts": {"1": {"seconds": 9.0}, "8": {"seconds": 72.0}}}},
     }
-    met = {a["aim"].split(" ")[0] + ("-sse" if "SSE" in a["aim"] else ""): a["met"]
+    met = {a["aim"].split(" ")[0] + ("-sse" if "SSE" in a["aim"] else "")
+           + ("-12" if "issue 12" in a["aim"] else ""): a["met"]
            for a in report.aims(results)}
     assert met == {"ours-nginx": True, "ours-caddy": False, "ours-caddy-sse": True,
-                   "ours-nginx-sse": False, "no-change-1": True, "4": False}
+                   "ours-nginx-sse": False, "no-change-1": True, "no-change-1-12": False,
+                   "no-change-12": True}
+    series_aim = [a for a in report.aims(results) if "8 hosts" in a["aim"]]
+    assert [a["value"] for a in series_aim] == [9.0]
 
 
 def test_results_md_keeps_text_outside_the_markers(tmp_path):
@@ -227,7 +231,101 @@ def test_problems_flags_missing_measurements_not_timings():
            "upload": {"n": 1, "stored_ok": False}}
     results = {"settings": settings, "paths": [{"name": "a"}, {"name": "b"}],
                "proxy": {k: {"a": ok[k], "b": bad[k]} for k in ok},
-               "deploy": {"runs": {"no-change-1": {"changed": 1}, "cold-1": {"changed": 20}}}}
+               "deploy": {"runs": {"no-change-1": {"changed": 1}, "cold-1": {"changed": 20}},
+                          "no_change_series": {"points": [
+                              {"name": "no-change-1", "changed": 1},
+                              {"name": "no-change-scale-2-round-1", "changed": 0},
+                              {"name": "no-change-scale-4-round-2", "changed": 3}]}}}
     found = report.problems(results)
-    assert all(f.startswith(("b:", "no-change-1:")) for f in found)
-    assert len(found) == 5
+    assert all(f.startswith(("b:", "no-change-1:", "no-change-scale-4-round-2:")) for f in found)
+    assert len(found) == 6  # no-change-1 once, though it is also the smoke series' point
+
+
+def test_scaling_slope_steps_and_fit():
+    sc = measure.scaling({1: 10.0, 2: 11.0, 4: 15.0, 8: 24.0})
+    assert sc["per_extra_host"] == pytest.approx(2.0)  # (24 - 10) / 7
+    assert [s["per_extra_host"] for s in sc["steps"]] == pytest.approx([1.0, 2.0, 2.25])
+    # least squares through (1,10) (2,11) (4,15) (8,24): Sxy 59 / Sxx 28.75
+    assert sc["fit_slope"] == pytest.approx(59 / 28.75)
+    assert sc["fit_intercept"] == pytest.approx(15 - 59 / 28.75 * 3.75)
+    exact = measure.scaling({8: 40.0, 1: 5.0})
+    assert exact["per_extra_host"] == pytest.approx(5.0)
+    assert exact["fit_slope"] == pytest.approx(5.0) and exact["fit_intercept"] == pytest.approx(0.0)
+    assert measure.scaling({1: 3.0})["per_extra_host"] is None
+    assert measure.scaling({})["steps"] == []
+
+
+def test_series_order_alternates():
+    assert measure.series_order((4, 1, 2, 8), 3) == [[1, 2, 4, 8], [8, 4, 2, 1], [1, 2, 4, 8]]
+    assert measure.series_order((1,), 1) == [[1]]
+
+
+def point(hosts, seconds, ctrl, host=None, rnd=1, changed=0):
+    return {"name": f"p{hosts}-{rnd}", "hosts": hosts, "round": rnd, "changed": changed,
+            "seconds": seconds, "controller_cpu": ctrl, "cpu_user": ctrl, "cpu_sys": 0.0,
+            "host_cpu": host, "engine_cpu": 1.0}
+
+
+def test_series_summary_medians_and_slopes():
+    pts = [point(1, 10.0, 4.0, 2.0, 1), point(1, 30.0, 5.0, 2.0, 2), point(1, 12.0, 6.0, 2.0, 3),
+           point(8, 40.0, 18.0, 16.0, 1), point(8, 47.0, 19.0, 16.0, 2), point(8, 44.0, 20.0, None, 3)]
+    out = measure.series_summary(pts)
+    assert out["by_hosts"]["1"]["seconds"] == 12.0  # the median; the 30 s outlier does not count
+    assert out["by_hosts"]["8"]["controller_cpu"] == 19.0
+    assert out["by_hosts"]["8"]["runs"] == 3
+    assert out["scaling"]["seconds"]["per_extra_host"] == pytest.approx((44.0 - 12.0) / 7)
+    assert out["scaling"]["controller_cpu"]["per_extra_host"] == pytest.approx(2.0)
+    # a metric missing in one round is not given as a median of the others
+    assert out["by_hosts"]["8"]["host_cpu"] is None
+    assert out["scaling"]["host_cpu"]["per_extra_host"] is None
+
+
+def test_cpu_readers(tmp_path):
+    # fields 14 and 15 (utime, stime) of proc(5), after a comm with a space and a ')'
+    stat = "1234 (shim (x) y) S 1 2 3 4 5 6 7 8 9 10 250 40 7 7 20"
+    assert measure.proc_cpu_ticks(stat) == 290
+    v1 = tmp_path / "cpuacct.usage"
+    v1.write_text("2500000000\n")
+    v2 = tmp_path / "cpu.stat"
+    v2.write_text("usage_usec 1500000\nuser_usec 1000000\nsystem_usec 500000\n")
+    assert measure.read_cgroup_cpu(v1) == pytest.approx(2.5)
+    assert measure.read_cgroup_cpu(v2) == pytest.approx(1.5)
+    assert measure.containers_cpu([v1, v2]) == pytest.approx(4.0)
+    assert measure.containers_cpu([v1, tmp_path / "gone"]) is None
+    assert measure.containers_cpu(None) is None
+    tck = __import__("os").sysconf("SC_CLK_TCK")
+    # pid 2 exited (lost), pid 3 started in between (all of its ticks count)
+    assert measure.engine_cpu_delta({1: 100, 2: 50}, {1: 100 + tck, 3: tck}) == pytest.approx(2.0)
+
+
+def fake_deploy_results(sizes=(1, 2, 4, 8)):
+    pts = [point(n, 8.0 + 3.0 * n, 5.0 + 2.0 * n, 2.0 * n, 1) for n in sizes]
+    run = {"hosts": 1, "seconds": 20.0, "changed": 0, "controller_cpu": 9.0, "host_cpu": 4.0,
+           "engine_cpu": 3.0, "profile_top10": [{"task": "Install Node.js", "seconds": 50.0}]}
+    return {"mode": "full", "started": "2026-11-30T21:00:00+00:00", "duration_s": 600,
+            "settings": {"cold": True, "no_change_hosts": list(sizes), "no_change_rounds": 1},
+            "machine": {"cores": 2, "cpu_model": "x", "ram_gib": 1, "kernel": "k", "os": "o",
+                        "docker_engine": "d", "python": "3"},
+            "noise": {"other_containers_at_start": 0, "load_samples": [{"load1": 1.0}]},
+            "tree": {"commit": "abc", "modified": []},
+            "deploy": {"runs": {"no-change-1": run, "cold-1": {**run, "seconds": 80.0, "changed": 20}},
+                       "connection_overhead": {},
+                       "no_change_series": {"image": "img", "points": pts,
+                                            **measure.series_summary(pts)}}}
+
+
+def test_deploy_markdown_has_the_slope_and_the_core_bound():
+    text = report.deploy_markdown(fake_deploy_results(), report.DEPLOY_PNG)
+    assert "![deployment cost](results-deploy.png)" in text
+    row = next(ln for ln in text.splitlines() if ln.startswith("| per extra host (1->8)"))
+    assert "| 3.00 |" in row and "| 2.00 |" in row  # wall, controller CPU per extra host
+    assert "each extra host adds 2.00 s of controller CPU and 3.00 s of wall time" in text
+    # at 8 hosts: 21 + 16 + 1 CPU seconds over 2 cores
+    assert "needed 38.0 CPU seconds in all" in text and "at least 19.0 s on 2 cores" in text
+    assert "kept the cores 59% busy" in text and "the rest of the wall time is waiting" in text
+
+
+def test_deploy_tables_of_a_smoke_run_have_no_slope():
+    results = fake_deploy_results(sizes=(1,))
+    text = report.tables(results, md=False)
+    assert "per extra host" not in text and "No-change site.yml on 1..N" in text
