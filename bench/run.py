@@ -104,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
                              "instead of the offline stand-in")
     parser.add_argument("--rounds", type=int, metavar="N",
                         help="rounds of the proxy measurements (default: 1 with --smoke, else 5)")
+    parser.add_argument("--wrk-seconds", type=float, metavar="S",
+                        help="seconds of each wrk run (default: 1 with --smoke, else 6)")
     parser.add_argument("--skip-deploy-cost", action="store_true")
     parser.add_argument("--skip-proxy", action="store_true")
     parser.add_argument("--cleanup", action="store_true",
@@ -124,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = SMOKE if args.smoke else FULL
     if args.rounds:
         settings = replace(settings, rounds=args.rounds)
+    if args.wrk_seconds:
+        settings = replace(settings, wrk_seconds=args.wrk_seconds)
     out_dir = (args.out or (BENCH / "results/smoke" if args.smoke else ROOT / "docs/bench")).resolve()
     started = dt.datetime.now(dt.timezone.utc)
 
