@@ -60,7 +60,24 @@ def variants(original: str) -> dict[str, str]:
         except topology.BenchError:
             pass
     out["none of them (guide-like)"] = bare
+    # Added, not taken out: Go's transport asks the app for gzip on its own and
+    # unpacks it again for a client that did not ask (UPSTREAM.md).
+    upstream = re.search(r"^\treverse_proxy [^\n]*\{\n", original, flags=re.M)
+    if upstream:
+        out["with transport http { compression off }"] = (
+            original[:upstream.end()] + "\t\ttransport http {\n\t\t\tcompression off\n\t\t}\n"
+            + original[upstream.end():])
     return out
+
+
+def bench_secret() -> str | None:
+    """The instance secret of the kept hosts (the inventory run.py wrote)."""
+    from tools.ogd.common import cache_dir
+    try:
+        inv = json.loads((cache_dir() / "bench" / "inventory.yml").read_text())
+    except (OSError, ValueError):
+        return None
+    return inv["all"]["children"]["opengram"]["vars"].get("opengram_instance_secret")
 
 
 def load(text: str) -> None:
@@ -74,6 +91,7 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=6)
     p.add_argument("--seconds", type=float, default=5)
     p.add_argument("--conns", default="1,8")
+    p.add_argument("--endpoint", choices=sorted(measure.ENDPOINTS), default="health")
     args = p.parse_args()
     if HOST.name not in topology.our_objects("container"):
         print(f"{HOST.name} is not running: python3 bench/run.py --smoke --keep "
@@ -82,6 +100,7 @@ def main() -> int:
     original = topology.dexec(HOST.name, "cat", SITE).stdout
     vs = variants(original)
     url = f"https://{HOST.domain}"
+    secret = bench_secret() if args.endpoint in measure.AUTHENTICATED else None
     path = topology.BenchPath("ab", "ab", url, HOST.name, "ours")
     conns = [int(c) for c in args.conns.split(",")]
     samples: dict[str, dict[int, list[float]]] = {v: {c: [] for c in conns} for v in vs}
@@ -91,9 +110,9 @@ def main() -> int:
             order = names[r % len(names):] + names[:r % len(names)]
             for name in order:
                 load(vs[name])
-                measure.wrk(path, 8, 1)  # settle
+                measure.wrk(path, 8, 1, args.endpoint, secret)  # settle
                 for c in conns:
-                    samples[name][c].append(measure.wrk(path, c, args.seconds)["rps"])
+                    samples[name][c].append(measure.wrk(path, c, args.seconds, args.endpoint, secret)["rps"])
             topology.say(f"round {r + 1}/{args.rounds} done")
     finally:
         topology.dexec(HOST.name, "caddy", "reload", "--adapter", "caddyfile", "--config", CADDYFILE)
@@ -106,7 +125,7 @@ def main() -> int:
         print(f"  {name:52s} " + "  ".join(cells))
     out = Path(__file__).resolve().parent / "results" / "caddy_ab.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"rounds": args.rounds, "seconds": args.seconds,
+    out.write_text(json.dumps({"rounds": args.rounds, "seconds": args.seconds, "endpoint": args.endpoint,
                                "variants": vs, "rps": samples}, indent=2) + "\n")
     print(f"\n{out}")
     return 0

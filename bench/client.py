@@ -15,6 +15,10 @@ Each subcommand measures one path and prints one JSON document on stdout:
   client.py upload --url URL [--ca FILE] [--token T] --file F --count N
       Creates a chat, then N multipart POST /api/v1/chats/{chat}/media of F
       with curl (no Expect: 100-continue).
+  client.py seed --url URL [--ca FILE] [--token T] --count N --list PATH
+      Creates N chats with POST /api/v1/chats (the chat list the throughput
+      of the second endpoint reads), then GETs PATH with the secret and
+      reports its status and how many chats it lists.
 
 Chats are created as Opengram 0.2.1 wants them, {"agentIds": [A], "modelId": M}
 (--agent/--model, else the first agent and model of GET /api/v1/config). The
@@ -335,6 +339,19 @@ def cmd_upload(args) -> dict:
     return {"samples": samples, "errors": errors}
 
 
+def cmd_seed(args) -> dict:
+    errors = []
+    for i in range(args.count):
+        status, chat = api(args.url, args.ca, args.token, "POST", "/api/v1/chats",
+                           chat_body(args, args.url, f"ogdbench list {i}"))
+        if status != 201:
+            errors.append(f"POST /api/v1/chats: status {status}: {chat}")
+    status, answer = api(args.url, args.ca, args.token, "GET", args.list)
+    listed = len(answer.get("data", [])) if status == 200 else None
+    return {"created": args.count - len(errors), "list_status": status, "listed": listed,
+            "errors": errors[:3]}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -352,14 +369,20 @@ def main() -> int:
     u = sub.add_parser("upload")
     u.add_argument("--url", required=True)
     u.add_argument("--ca")
-    for sp in (s, u):
+    d = sub.add_parser("seed")
+    d.add_argument("--url", required=True)
+    d.add_argument("--ca")
+    d.add_argument("--count", type=int, default=20)
+    d.add_argument("--list", default="/api/v1/chats")
+    for sp in (s, u, d):
         sp.add_argument("--token", default="", help="instance secret, sent as Authorization: Bearer")
         sp.add_argument("--agent", default="", help="agent id for new chats (default: the first in /api/v1/config)")
         sp.add_argument("--model", default="", help="model id for new chats (default: the first in /api/v1/config)")
     u.add_argument("--file", required=True)
     u.add_argument("--count", type=int, default=1)
     args = p.parse_args()
-    fn = {"handshake": cmd_handshake, "sse": cmd_sse, "upload": cmd_upload}[args.cmd]
+    fn = {"handshake": cmd_handshake, "sse": cmd_sse, "upload": cmd_upload,
+          "seed": cmd_seed}[args.cmd]
     print(json.dumps(fn(args)))
     return 0
 

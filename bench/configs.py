@@ -1,13 +1,14 @@
 """The proxy configurations the bench adds to our hosts (bench only): our nginx
-site with the upstream keepalive toggled, and the TLS-only ceilings of nginx
-and Caddy answering the health path themselves."""
+site with the upstream keepalive toggled, our Caddy site with the transport's
+compression toggled, and the TLS-only ceilings of nginx and Caddy answering
+the health path themselves."""
 
 from __future__ import annotations
 
 import re
 
-from topology import (CEILING_BODY, CEILING_PORT, KEEPALIVE_PORT, PROXY_HOSTS, BenchError, BenchPath,
-                      ceiling_paths, dexec, variant_path)
+from topology import (CADDY_VARIANT_PORT, CEILING_BODY, CEILING_PORT, KEEPALIVE_PORT, PROXY_HOSTS, BenchError,
+                      BenchPath, caddy_variant_path, ceiling_paths, dexec, variant_path)
 
 
 def _braced_end(conf: str, opening: int) -> int:
@@ -90,6 +91,67 @@ def caddy_ceiling(domain: str, cert: str, key: str, port: int = CEILING_PORT) ->
             "{\n\tadmin off\n\tauto_https disable_redirects\n}\n\n"
             f"https://{domain}:{port} {{\n\ttls {cert} {key}\n"
             f"\theader Content-Type application/json\n\trespond /api/v1/health `{CEILING_BODY}` 200\n}}\n")
+
+
+_COMPRESSION_OFF = re.compile(r"^\t\ttransport http \{\n\t\t\tcompression off\n\t\t\}\n", re.M)
+
+
+def caddy_variant(site: str, domain: str, cert: str, key: str,
+                  port: int = CADDY_VARIANT_PORT) -> tuple[str, str, str]:
+    """Our rendered Caddy site on another port, for a second Caddy (no admin API,
+    no redirects, the certificate our Caddy obtained), with `transport http
+    { compression off }` toggled whichever way the role has it: (path name, label,
+    Caddyfile). Bench only."""
+    block, n = re.subn(r"^" + re.escape(domain) + r" \{\n", f"https://{domain}:{port} {{\n", site, count=1,
+                       flags=re.M)
+    if n != 1:
+        raise BenchError(f"our rendered Caddy site does not start with `{domain} {{`")
+    block, n = re.subn(r"^\ttls [^\n]*\{\n.*?^\t\}\n", lambda _: f"\ttls {cert} {key}\n", block, count=1,
+                       flags=re.M | re.S)
+    if n != 1:
+        raise BenchError("our rendered Caddy site has no `tls ... { }` block")
+    if _COMPRESSION_OFF.search(block):
+        name, label = "ours-caddy-compressing", "our Caddy without `compression off` (as before)"
+        block = _COMPRESSION_OFF.sub("", block)
+    else:
+        upstream = re.search(r"^\treverse_proxy [^\n]*\{\n", block, flags=re.M)
+        if not upstream:
+            raise BenchError("our rendered Caddy site has no `reverse_proxy ... {`")
+        name, label = "ours-caddy+compression-off", "our Caddy + transport compression off (proposed)"
+        block = (block[:upstream.end()] + "\t\ttransport http {\n\t\t\tcompression off\n\t\t}\n"
+                 + block[upstream.end():])
+    return (name, label, "# BENCH ONLY (bench/run.py): our Caddy site with the transport's compression "
+            "toggled.\n{\n\tadmin off\n\tauto_https disable_redirects\n}\n\n" + block)
+
+
+def caddy_cert(host) -> tuple[str, str]:
+    """The certificate and key files our Caddy obtained for its domain."""
+    found = dexec(host.name, "sh", "-c", "find /var/lib/caddy -name '%s.crt' -o -name '%s.key' | sort"
+                  % (host.domain, host.domain)).stdout.split()
+    if len(found) != 2:
+        raise BenchError(f"our Caddy's certificate for {host.domain} not found in /var/lib/caddy: {found}")
+    return found[0], found[1]  # sorted: .crt before .key
+
+
+def wait_for(host, path: BenchPath, port: int) -> None:
+    wait = (f"for i in $(seq 100); do curl -sf --resolve {host.domain}:{port}:127.0.0.1 -k "
+            f"{path.url}/api/v1/health >/dev/null && exit 0; sleep 0.1; done; exit 1")
+    if dexec(host.name, "sh", "-c", wait, check=False).returncode:
+        raise BenchError(f"the bench path {path.name} ({path.url}) does not answer")
+
+
+def install_caddy_variant() -> BenchPath:
+    """caddy_variant() on our Caddy host, in a Caddy of its own (a transient unit)."""
+    caddy = PROXY_HOSTS[0]
+    site = dexec(caddy.name, "cat", "/etc/caddy/opengram-deploy/site.caddy").stdout
+    name, label, conf = caddy_variant(site, caddy.domain, *caddy_cert(caddy))
+    dexec(caddy.name, "sh", "-c", "mkdir -p /opt/ogdbench && cat > /opt/ogdbench/variant.Caddyfile", input=conf)
+    dexec(caddy.name, "caddy", "validate", "--adapter", "caddyfile", "--config", "/opt/ogdbench/variant.Caddyfile")
+    dexec(caddy.name, "systemd-run", "--unit", "ogdbench-variant", "--collect", "caddy", "run",
+          "--adapter", "caddyfile", "--config", "/opt/ogdbench/variant.Caddyfile")
+    path = caddy_variant_path(name, label)
+    wait_for(caddy, path, CADDY_VARIANT_PORT)
+    return path
 
 
 def install_nginx_variant() -> BenchPath:

@@ -39,6 +39,21 @@ class Settings:
     cold: bool
     no_change_hosts: tuple[int, ...]
     no_change_rounds: int
+    seed_chats: int = 20  # chats created on every app before the chat-list throughput
+
+
+# What wrk reads, keep-alive: the health answer (costs the app almost nothing)
+# and an authenticated read of a chat list (the secret in Authorization: Bearer,
+# as the web app and API clients send it). limit=20 keeps the answer the same
+# size while the SSE measurements add chats.
+ENDPOINTS = {"health": "/api/v1/health", "chats": "/api/v1/chats?limit=20"}
+# Where a path's results go in results["proxy"] (health keeps its old key).
+THROUGHPUT_KEY = {"health": "throughput", "chats": "throughput_chats"}
+# Endpoints read with the instance secret (Authorization: Bearer).
+AUTHENTICATED = ("chats",)
+# The processes whose CPU time is counted per request at 8 connections.
+PROFILED = ("wrk", "nginx", "caddy", "node")
+PROFILE_CONNS = 8
 
 
 SMOKE = Settings("smoke", rounds=1, wrk_seconds=1, warmup_seconds=1, concurrencies=(1, 8, 32),
@@ -260,39 +275,164 @@ def ca_args(path: BenchPath) -> list[str]:
     return ["--ca", PEBBLE_ROOT] if path.url.startswith("https") else []
 
 
-def wrk(path: BenchPath, conns: int, seconds: float) -> dict:
-    proc = dexec(CLIENT.name, "wrk", "-t1", f"-c{conns}", f"-d{max(1, round(seconds))}s",
-                 "--timeout", "5s", "-s", f"{CLIENT_DIR}/wrk_report.lua",
-                 f"{path.url}/api/v1/health", timeout=seconds + 120)
-    return parse_wrk(proc.stdout)
+def parse_times(output: str) -> float | None:
+    """Seconds of CPU (user + system) of the shell's children, from the last line
+    of the POSIX `times` builtin ("0m1.230000s 0m0.450000s")."""
+    lines = [ln for ln in output.splitlines() if re.fullmatch(r"\s*\d+m[\d.]+s\s+\d+m[\d.]+s\s*", ln)]
+    if not lines:
+        return None
+    parts = re.findall(r"(\d+)m([\d.]+)s", lines[-1])
+    return sum(int(m) * 60 + float(sec) for m, sec in parts)
+
+
+def wrk(path: BenchPath, conns: int, seconds: float, endpoint: str = "health",
+        token: str | None = None) -> dict:
+    """One wrk run; also the CPU seconds wrk used (the shell's `times`)."""
+    cmd = ["wrk", "-t1", f"-c{conns}", f"-d{max(1, round(seconds))}s", "--timeout", "5s",
+           "-s", f"{CLIENT_DIR}/wrk_report.lua"]
+    if token:
+        cmd += ["-H", f"Authorization: Bearer {token}"]
+    cmd.append(f"{path.url}{ENDPOINTS[endpoint]}")
+    proc = dexec(CLIENT.name, "sh", "-c", shlex.join(cmd) + "; rc=$?; times; exit $rc",
+                 timeout=seconds + 120)
+    out = parse_wrk(proc.stdout)
+    out["wrk_cpu_s"] = parse_times(proc.stdout)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# CPU time per request: /proc of this host (the containers' processes are
+# ours to read: same kernel), around one wrk run
+# ---------------------------------------------------------------------------
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def proc_ticks(stat: str) -> int:
+    """utime + stime (clock ticks, all threads) from a /proc/PID/stat line."""
+    fields = stat.rpartition(")")[2].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def machine_ticks(stat: str) -> tuple[int, int]:
+    """(busy, total) clock ticks of all CPUs from /proc/stat's first line."""
+    v = [int(x) for x in stat.splitlines()[0].split()[1:]]
+    idle = v[3] + (v[4] if len(v) > 4 else 0)
+    total = sum(v[:8])
+    return total - idle, total
+
+
+def container_procs(container: str) -> dict[int, str]:
+    """Host PID -> command name of a container's profiled processes."""
+    out = topology.run(["docker", "top", container, "-eo", "pid,comm"], check=False).stdout
+    procs = {}
+    for line in out.splitlines()[1:]:
+        pid, _, comm = line.strip().partition(" ")
+        comm = comm.strip()
+        if pid.isdigit() and comm in PROFILED:
+            procs[int(pid)] = comm
+    return procs
+
+
+def cpu_snapshot(containers: list[str]) -> dict:
+    procs: dict[int, tuple[str, int]] = {}
+    for c in containers:
+        for pid, comm in container_procs(c).items():
+            try:
+                procs[pid] = (comm, proc_ticks(Path(f"/proc/{pid}/stat").read_text()))
+            except (OSError, IndexError, ValueError):
+                pass
+    busy, total = machine_ticks(Path("/proc/stat").read_text())
+    return {"procs": procs, "busy": busy, "total": total}
+
+
+def cpu_per_request(before: dict, after: dict, wrk_result: dict) -> dict:
+    """Microseconds of CPU per request: wrk, each profiled process kind, the rest
+    of the machine (kernel network work not charged to a process, docker exec,
+    anything else running) and the machine's total busy time."""
+    n = wrk_result["requests"]
+    if not n:
+        return {}
+    us = 1e6 / CLK_TCK
+    out = {k: 0.0 for k in PROFILED}
+    for pid, (comm, ticks) in after["procs"].items():
+        if pid in before["procs"]:
+            out[comm] += (ticks - before["procs"][pid][1]) * us / n
+    out["wrk"] = (wrk_result.get("wrk_cpu_s") or 0.0) * 1e6 / n
+    out["busy"] = (after["busy"] - before["busy"]) * us / n
+    out["rest"] = out["busy"] - sum(out[k] for k in PROFILED)
+    return out
+
+
+def seed_chats(settings: Settings, paths: list[BenchPath]) -> dict:
+    """settings.seed_chats chats on every app measured (direct to its port)."""
+    seeded = {}
+    for host in dict.fromkeys(p.host for p in paths if p.kind != "ceiling"):
+        out = client_json("seed", "--url", f"http://{host}:{APP_PORT}", "--token", BENCH_SECRET,
+                          "--count", str(settings.seed_chats), "--list", ENDPOINTS["chats"])
+        if out["errors"] or out["list_status"] != 200 or out["listed"] < settings.seed_chats:
+            raise BenchError(f"seeding chats on {host}: {out}")
+        seeded[host] = out
+    say(f"chat list: {settings.seed_chats} chats created on " + ", ".join(seeded))
+    return seeded
+
+
+def endpoints_of(path: BenchPath) -> list[str]:
+    """The ceilings answer the health path only."""
+    return ["health"] if path.kind == "ceiling" else list(ENDPOINTS)
+
+
+def summarize_throughput(runs: list[dict]) -> dict:
+    return {"rps": median([r["rps"] for r in runs]),
+            "p50_ms": median([r["p50_ms"] for r in runs]),
+            "p90_ms": median([r["p90_ms"] for r in runs]),
+            "p99_ms": median([r["p99_ms"] for r in runs]),
+            "errors": sum(r["errors"] for r in runs),
+            "rounds": runs}
+
+
+def summarize_cpu(samples: list[dict]) -> dict:
+    keys = [*PROFILED, "rest", "busy"]
+    return {**{f"{k}_us": median([s[k] for s in samples if k in s]) for k in keys},
+            "n": len(samples)}
 
 
 def measure_proxies(settings: Settings, paths: list[BenchPath]) -> dict:
-    thr: dict[str, dict[int, list[dict]]] = {p.name: {c: [] for c in settings.concurrencies}
-                                             for p in paths}
+    thr: dict[str, dict[str, dict[int, list[dict]]]] = {
+        e: {p.name: {c: [] for c in settings.concurrencies} for p in paths if e in endpoints_of(p)}
+        for e in ENDPOINTS}
+    cpu: dict[str, dict[str, list[dict]]] = {e: {p.name: [] for p in paths if e in endpoints_of(p)}
+                                            for e in ENDPOINTS}
     hand: dict[str, list[dict]] = {p.name: [] for p in paths}
     sse: dict[str, list[dict]] = {p.name: [] for p in paths}
     upl: dict[str, list[dict]] = {p.name: [] for p in paths}
     errors: dict[str, list[str]] = {p.name: [] for p in paths}
 
-    say(f"warm-up: {settings.warmup_seconds:.0f} s of wrk -c8 per path")
+    seeded = seed_chats(settings, paths)
+    say(f"warm-up: {settings.warmup_seconds:.0f} s of wrk -c8 per path and endpoint")
     for p in paths:
-        r = wrk(p, 8, settings.warmup_seconds)
-        if r["errors"] or not r["requests"]:
-            raise BenchError(f"warm-up through {p.name} ({p.url}): {r['requests']} requests, "
-                             f"errors {r['error_detail']}")
+        for e in endpoints_of(p):
+            r = wrk(p, 8, settings.warmup_seconds, e, BENCH_SECRET if e in AUTHENTICATED else None)
+            if r["errors"] or not r["requests"]:
+                raise BenchError(f"warm-up through {p.name} ({p.url}{ENDPOINTS[e]}): {r['requests']} "
+                                 f"requests, errors {r['error_detail']}")
     for rnd in range(settings.rounds):
         order = paths[rnd % len(paths):] + paths[:rnd % len(paths)]
         say(f"round {rnd + 1}/{settings.rounds}: order {', '.join(p.name for p in order)}")
-        for conns in settings.concurrencies:
-            for p in order:
-                r = wrk(p, conns, settings.wrk_seconds)
-                r["round"] = rnd
-                thr[p.name][conns].append(r)
-                if r["errors"]:
-                    errors[p.name].append(f"wrk -c{conns}: {r['error_detail']}")
-            say(f"  wrk -c{conns}: " + ", ".join(
-                f"{p.name} {thr[p.name][conns][-1]['rps']:.0f}/s" for p in paths))
+        for e in ENDPOINTS:
+            for conns in settings.concurrencies:
+                for p in (p for p in order if e in endpoints_of(p)):
+                    profiled = [CLIENT.name, p.host]
+                    before = cpu_snapshot(profiled) if conns == PROFILE_CONNS else None
+                    r = wrk(p, conns, settings.wrk_seconds, e, BENCH_SECRET if e in AUTHENTICATED else None)
+                    if before is not None:
+                        cpu[e][p.name].append(cpu_per_request(before, cpu_snapshot(profiled), r))
+                    r["round"] = rnd
+                    thr[e][p.name][conns].append(r)
+                    if r["errors"]:
+                        errors[p.name].append(f"wrk {e} -c{conns}: {r['error_detail']}")
+                say(f"  wrk {e} -c{conns}: " + ", ".join(
+                    f"{name} {runs[conns][-1]['rps']:.0f}/s" for name, runs in thr[e].items()))
         for p in order:
             out = client_json("handshake", "--url", p.url, *ca_args(p),
                               "--count", str(settings.handshakes))
@@ -314,18 +454,15 @@ def measure_proxies(settings: Settings, paths: list[BenchPath]) -> dict:
             errors[p.name] += [f"upload: {e}" for e in out["errors"][:3]]
         say("  handshake/SSE/upload done")
 
-    result: dict = {"throughput": {}, "handshake": {}, "sse": {}, "upload": {}, "errors": errors}
+    result: dict = {"endpoints": {THROUGHPUT_KEY[e]: path for e, path in ENDPOINTS.items()},
+                    "seeded": seeded, "cpu_per_request": {}, "handshake": {}, "sse": {},
+                    "upload": {}, "errors": errors}
     direct = paths[0].name
+    for e in ENDPOINTS:
+        result[THROUGHPUT_KEY[e]] = {name: {str(c): summarize_throughput(runs) for c, runs in by_conns.items()}
+                                     for name, by_conns in thr[e].items()}
+        result["cpu_per_request"][e] = {name: summarize_cpu(samples) for name, samples in cpu[e].items()}
     for p in paths:
-        result["throughput"][p.name] = {}
-        for conns, runs in thr[p.name].items():
-            result["throughput"][p.name][str(conns)] = {
-                "rps": median([r["rps"] for r in runs]),
-                "p50_ms": median([r["p50_ms"] for r in runs]),
-                "p90_ms": median([r["p90_ms"] for r in runs]),
-                "p99_ms": median([r["p99_ms"] for r in runs]),
-                "errors": sum(r["errors"] for r in runs),
-                "rounds": runs}
         hs = hand[p.name]
         result["handshake"][p.name] = {
             "n": len(hs),
@@ -353,20 +490,26 @@ def measure_proxies(settings: Settings, paths: list[BenchPath]) -> dict:
             "mb_per_s_median": median([u["mb_per_s"] for u in us]),
             "seconds_median": median([u["seconds"] for u in us]),
             "stored_ok": all(u["stored_bytes"] == UPLOAD_BYTES for u in us)}
-    for p in paths:
-        for conns, t in result["throughput"][p.name].items():
-            base = result["throughput"][direct][conns]["rps"]
-            t["ratio_to_direct"] = t["rps"] / base if base else None
-        twin = {"ours-caddy": "guide-caddy", "ours-nginx": "guide-nginx"}.get(p.name)
-        for conns, t in result["throughput"][p.name].items():
-            base = result["throughput"].get(twin, {}).get(conns, {}).get("rps")
-            t["ratio_to_guide"] = t["rps"] / base if base and twin else None
+    add_ratios(result, direct)
+    return result
+
+
+def add_ratios(result: dict, direct: str) -> None:
+    """ratio_to_direct and ratio_to_guide of every throughput figure; SSE minus direct."""
+    twins = {"ours-caddy": "guide-caddy", "ours-nginx": "guide-nginx"}
+    for key in THROUGHPUT_KEY.values():
+        table = result.get(key, {})
+        for name, by_conns in table.items():
+            for conns, t in by_conns.items():
+                base = table.get(direct, {}).get(conns, {}).get("rps")
+                t["ratio_to_direct"] = t["rps"] / base if base and t["rps"] is not None else None
+                twin = table.get(twins.get(name, ""), {}).get(conns, {}).get("rps")
+                t["ratio_to_guide"] = t["rps"] / twin if twin and t["rps"] is not None else None
+    for name, s in result.get("sse", {}).items():
         for key in ("delay", "created"):
             d = result["sse"][direct][f"{key}_median_ms"]
-            v = result["sse"][p.name][f"{key}_median_ms"]
-            result["sse"][p.name][f"{key}_median_minus_direct_ms"] = (
-                v - d if None not in (d, v) else None)
-    return result
+            v = s[f"{key}_median_ms"]
+            s[f"{key}_median_minus_direct_ms"] = v - d if None not in (d, v) else None
 
 
 def connection_overhead(name: str, inv: Path, host: Host, count: int, env: dict,

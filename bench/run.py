@@ -2,19 +2,21 @@
 """Benchmarks of opengram-deploy: proxy overhead and deployment cost.
 
   python3 bench/run.py --smoke     seconds-scale proof that the harness works (CI)
-  python3 bench/run.py             the full run: docs/bench/results.{json,png}, RESULTS.md
+  python3 bench/run.py             the full run: docs/bench/results.json, PNGs, RESULTS.md
+  python3 bench/run.py --package opengramsh-opengram-0.2.1.tgz   the same on the real release
 
 From a fresh clone: tools/hostprep.py prepares the machine (docker engine, the
 ogd-base:trixie image, the Ansible venv, the collections), then everything
 runs in systemd containers named ogdbench-* on the network ogdbench-net,
 removed at the end (also on failure or Ctrl-C; --keep leaves them).
 
-Proxy overhead: Opengram (the offline stand-in test fixture) deployed with
-site.yml behind our Caddy and our nginx, and behind the upstream guide's
+Proxy overhead: Opengram (the offline stand-in test fixture, or the real
+release with --package) deployed with site.yml behind our Caddy and our nginx, and behind the upstream guide's
 configurations put by hand (bench/guide.yml, bench/baseline/); a client
 container measures every path interleaved (round-robin over the paths, several
 rounds): throughput and latency with wrk at 1, 8 and 32 keep-alive
-connections, TLS handshakes, SSE event delay, a large multipart upload.
+connections on the health path and on an authenticated chat list (20 chats),
+CPU time per request of wrk, proxy and app at 8 connections, TLS handshakes, SSE event delay, a large multipart upload.
 The proxy hosts start from a cached image (ogdbench-image:trixie: the base
 image with the packages the roles install) so that setup takes seconds, not
 minutes; site.yml still does the whole deployment on them.
@@ -37,11 +39,11 @@ import os
 import signal
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import topology  # first: it puts the repository on sys.path for tools.ogd
-from configs import install_ceilings, install_nginx_variant
+from configs import install_caddy_variant, install_ceilings, install_nginx_variant
 from measure import FULL, SMOKE, LoadSampler, PlaybookRun, deploy_cost, measure_proxies, playbook
 from report import (aims, git_state, machine_info, markdown, plot_all, problems, render, tables,
                     update_results_md, versions)
@@ -71,10 +73,17 @@ def setup_proxies(env: dict, work: Path) -> tuple[list[Host], list[PlaybookRun],
             playbook("guide-baselines", "bench/guide.yml", inv, env, work)]
     variant = install_nginx_variant()
     say(f"variant path {variant.name}: {variant.label} on :{KEEPALIVE_PORT}")
+    extra = [variant]
+    try:  # an A/B extra: the run goes on without it
+        caddy_variant = install_caddy_variant()
+        say(f"variant path {caddy_variant.name}: {caddy_variant.label} ({caddy_variant.url})")
+        extra.append(caddy_variant)
+    except BenchError as exc:
+        say(f"the Caddy variant path could not be set up, measuring without it: {exc}")
     ceilings = install_ceilings()
     say(f"ceiling paths on :{CEILING_PORT}: {', '.join(p.name for p in ceilings)}")
     prepare_client()
-    return hosts, runs, [variant, *ceilings]
+    return hosts, runs, [*extra, *ceilings]
 
 
 def packed_release(path: Path) -> dict:
@@ -97,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--package", type=Path, metavar="PATH",
                         help="deploy this packed release (npm pack tarball of @opengramsh/opengram) "
                              "instead of the offline stand-in")
+    parser.add_argument("--rounds", type=int, metavar="N",
+                        help="rounds of the proxy measurements (default: 1 with --smoke, else 5)")
+    parser.add_argument("--wrk-seconds", type=float, metavar="S",
+                        help="seconds of each wrk run (default: 1 with --smoke, else 6)")
     parser.add_argument("--skip-deploy-cost", action="store_true")
     parser.add_argument("--skip-proxy", action="store_true")
     parser.add_argument("--cleanup", action="store_true",
@@ -115,6 +128,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         say("package: the offline stand-in (tests/fixtures/opengram-standin), not the real app")
     settings = SMOKE if args.smoke else FULL
+    if args.rounds:
+        settings = replace(settings, rounds=args.rounds)
+    if args.wrk_seconds:
+        settings = replace(settings, wrk_seconds=args.wrk_seconds)
     out_dir = (args.out or (BENCH / "results/smoke" if args.smoke else ROOT / "docs/bench")).resolve()
     started = dt.datetime.now(dt.timezone.utc)
 
@@ -184,15 +201,15 @@ def main(argv: list[str] | None = None) -> int:
         print("bench: the harness did not measure everything:\n  "
               + "\n  ".join(results["problems"]), file=sys.stderr)
         rc = 1
-    pngs: list[Path] = []
+    pngs: list[str] = []
     try:
         pngs = plot_all(results, json_path, out_dir)
     except BenchError as exc:
         print(f"bench: the plot failed: {exc}", file=sys.stderr)
         rc = 1
     if settings.mode == "full":
-        update_results_md(out_dir / "RESULTS.md", markdown(results))
-    say(f"results: {json_path}" + "".join(f", {p}" for p in pngs)
+        update_results_md(out_dir / "RESULTS.md", markdown(results, pngs))
+    say(f"results: {json_path}" + "".join(f", {out_dir / n}" for n in pngs)
         + (f", {out_dir / 'RESULTS.md'}" if settings.mode == "full" else ""))
     say("timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items())
         + f"; total {results['duration_s']:.0f} s")

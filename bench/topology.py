@@ -53,6 +53,9 @@ KEEPALIVE_PORT = 8443
 # The TLS-only ceilings: the same proxy software, certificate and TLS settings
 # answering /api/v1/health itself, without proxying to Opengram.
 CEILING_PORT = 8444
+# Our Caddy site with `transport http { compression off }` toggled, served by a
+# second Caddy on the ours-caddy host (bench only, like the nginx variant).
+CADDY_VARIANT_PORT = 8445
 CEILING_BODY = '{"status":"ok"}'
 
 
@@ -121,6 +124,11 @@ def ceiling_paths() -> list[BenchPath]:
         BenchPath("ceiling-nginx", "ceiling: our nginx TLS server answering itself, no proxying",
                   f"https://{nginx.domain}:{CEILING_PORT}", nginx.name, "ceiling"),
     ]
+
+
+def caddy_variant_path(name: str, label: str) -> BenchPath:
+    caddy = PROXY_HOSTS[0]
+    return BenchPath(name, label, f"https://{caddy.domain}:{CADDY_VARIANT_PORT}", caddy.name, "variant")
 
 
 def variant_path(name: str, label: str) -> BenchPath:

@@ -120,6 +120,41 @@ def test_caddy_ceiling_uses_the_given_certificate_without_redirects():
     assert "respond /api/v1/health `%s` 200" % topology.CEILING_BODY in out
 
 
+CADDY_SITE = """# Ansible managed
+ours-caddy.ogdbench.test {
+	# ACME for this site only (other sites of this Caddy keep their own issuers).
+	tls bench@ogdbench.test {
+		ca https://pebble:14000/dir
+		ca_root /etc/caddy/opengram-deploy/acme-ca.pem
+	}
+	header Strict-Transport-Security "max-age=63072000"
+	reverse_proxy 127.0.0.1:3000 {
+		# comment
+		transport http {
+			compression off
+		}
+		header_up X-Forwarded-For {remote_host}
+	}
+}
+"""
+
+
+def test_caddy_variant_toggles_transport_compression_both_ways():
+    args = ("ours-caddy.ogdbench.test", "/c.crt", "/c.key")
+    name, _, conf = configs.caddy_variant(CADDY_SITE, *args)
+    assert name == "ours-caddy-compressing"
+    assert "compression off" not in conf and "transport http" not in conf
+    assert "https://ours-caddy.ogdbench.test:8445 {" in conf
+    assert "\ttls /c.crt /c.key\n" in conf and "pebble" not in conf
+    assert "admin off" in conf and "header_up X-Forwarded-For" in conf
+    without = CADDY_SITE.replace("\t\ttransport http {\n\t\t\tcompression off\n\t\t}\n", "")
+    name, _, conf = configs.caddy_variant(without, *args)
+    assert name == "ours-caddy+compression-off"
+    assert "\treverse_proxy 127.0.0.1:3000 {\n\t\ttransport http {\n\t\t\tcompression off\n\t\t}\n" in conf
+    with pytest.raises(topology.BenchError):
+        configs.caddy_variant(CADDY_SITE, "other.example", "/c.crt", "/c.key")
+
+
 def test_site_has_upstream_keepalive():
     assert not configs.site_has_upstream_keepalive(NGINX_SITE)
     assert configs.site_has_upstream_keepalive(KEEPALIVE_SITE)
@@ -177,21 +212,75 @@ def test_percentile_and_median():
 
 def test_aims_from_results():
     results = {
-        "proxy": {"throughput": {"ours-nginx": {"8": {"ratio_to_direct": 0.80}},
-                                 "ours-caddy": {"8": {"ratio_to_direct": 0.50}}},
+        "proxy": {"throughput": {"ours-nginx": {"8": {"ratio_to_direct": 0.86, "ratio_to_guide": 1.2}},
+                                 "ours-caddy": {"8": {"ratio_to_direct": 0.74, "ratio_to_guide": 1.4}}},
+                  "throughput_chats": {"ours-nginx": {"8": {"ratio_to_direct": 0.84, "ratio_to_guide": 1.3}},
+                                       "ours-caddy": {"8": {"ratio_to_direct": 0.75, "ratio_to_guide": None}}},
                   "sse": {"ours-caddy": {"delay_median_minus_direct_ms": 1.0},
-                          "ours-nginx": {"delay_median_minus_direct_ms": 6.0}}},
+                          "ours-nginx": {"delay_median_minus_direct_ms": 1.1}}},
         "deploy": {"runs": {"no-change-1": {"hosts": 1, "seconds": 15.0}},
                    "no_change_series": {"by_hosts": {"1": {"seconds": 9.0}, "8": {"seconds": 72.0}}}},
     }
-    met = {a["aim"].split(" ")[0] + ("-sse" if "SSE" in a["aim"] else "")
-           + ("-12" if "issue 12" in a["aim"] else ""): a["met"]
-           for a in report.aims(results)}
-    assert met == {"ours-nginx": True, "ours-caddy": False, "ours-caddy-sse": True,
-                   "ours-nginx-sse": False, "no-change-1": True, "no-change-1-12": False,
-                   "no-change-12": True}
+    met = [(a["aim"].split(" of direct")[0].split(" at 8")[0], "guide" in a["aim"], a["met"])
+           for a in report.aims(results)]
+    assert met[:10] == [
+        ("ours-nginx health throughput", False, True), ("ours-nginx health throughput", True, False),
+        ("ours-caddy health throughput", False, False), ("ours-caddy health throughput", True, True),
+        ("ours-nginx chat list throughput", False, False), ("ours-nginx chat list throughput", True, True),
+        ("ours-caddy chat list throughput", False, True), ("ours-caddy chat list throughput", True, None),
+        ("ours-caddy SSE delay median within 1 ms", False, True),
+        ("ours-nginx SSE delay median within 1 ms", False, False)]
+    # the deployment-cost aims follow: no-change-1 under 20 s and at most 10 s per host, the series
+    assert [m[2] for m in met[10:]] == [True, False, True]
     series_aim = [a for a in report.aims(results) if "8 hosts" in a["aim"]]
     assert [a["value"] for a in series_aim] == [9.0]
+
+
+def test_add_ratios_for_both_endpoints():
+    result = {"throughput": {"direct": {"8": {"rps": 1000.0}}, "ours-nginx": {"8": {"rps": 900.0}},
+                             "guide-nginx": {"8": {"rps": 600.0}}},
+              "throughput_chats": {"direct": {"8": {"rps": 500.0}}, "ours-caddy": {"8": {"rps": 400.0}}},
+              "sse": {"direct": {"delay_median_ms": 0.1, "created_median_ms": 2.0},
+                      "ours-nginx": {"delay_median_ms": 0.4, "created_median_ms": None}}}
+    measure.add_ratios(result, "direct")
+    assert result["throughput"]["ours-nginx"]["8"]["ratio_to_direct"] == pytest.approx(0.9)
+    assert result["throughput"]["ours-nginx"]["8"]["ratio_to_guide"] == pytest.approx(1.5)
+    assert result["throughput"]["guide-nginx"]["8"]["ratio_to_guide"] is None
+    assert result["throughput_chats"]["ours-caddy"]["8"]["ratio_to_direct"] == pytest.approx(0.8)
+    assert result["throughput_chats"]["ours-caddy"]["8"]["ratio_to_guide"] is None  # no guide measured
+    assert result["sse"]["ours-nginx"]["delay_median_minus_direct_ms"] == pytest.approx(0.3)
+    assert result["sse"]["ours-nginx"]["created_median_minus_direct_ms"] is None
+
+
+def test_parse_times_reads_the_childrens_cpu():
+    out = "OGDBENCH_JSON {}\n0m0.010000s 0m0.020000s\n1m2.500000s 0m0.250000s\n"
+    assert measure.parse_times(out) == pytest.approx(62.75)
+    assert measure.parse_times("no times here") is None
+
+
+def test_cpu_per_request_attributes_ticks_by_process():
+    stat = "4242 (node) S 1 2 3 4 5 6 7 8 9 10 {u} {s} 0 0 20 0 11"
+    assert measure.proc_ticks(stat.format(u=150, s=50)) == 200
+    assert measure.proc_ticks("7 (a b) c) S 1 2 3 4 5 6 7 8 9 10 3 4 0") == 7  # ')' in the name
+    assert measure.machine_ticks("cpu  100 0 50 800 50 0 10 0 0 0\ncpu0 1\n") == (160, 1010)
+    before = {"procs": {1: ("node", 100), 2: ("nginx", 10), 3: ("nginx", 0)}, "busy": 1000, "total": 0}
+    after = {"procs": {1: ("node", 300), 2: ("nginx", 60), 4: ("caddy", 999)}, "busy": 1500, "total": 0}
+    per = measure.cpu_per_request(before, after, {"requests": 1000, "wrk_cpu_s": 1.0})
+    tick_us = 1e6 / measure.CLK_TCK
+    assert per["node"] == pytest.approx(200 * tick_us / 1000)
+    assert per["nginx"] == pytest.approx(50 * tick_us / 1000)
+    assert per["caddy"] == 0  # not there before the run: not counted
+    assert per["wrk"] == pytest.approx(1000.0)
+    assert per["busy"] == pytest.approx(500 * tick_us / 1000)
+    assert per["rest"] == pytest.approx(per["busy"] - per["node"] - per["nginx"] - per["wrk"])
+    assert measure.cpu_per_request(before, after, {"requests": 0}) == {}
+
+
+def test_figure_names_one_per_question():
+    assert report.figure_names({"proxy": {}}) == []
+    assert report.figure_names({"proxy": {"x": 1}}) == ["throughput.png", "sse.png"]
+    # the deployment cost's picture is plot_deploy.py's (report.DEPLOY_PNG)
+    assert report.figure_names({"proxy": {"x": 1}, "deploy": {"runs": {}}}) == ["throughput.png", "sse.png"]
 
 
 def test_results_md_keeps_text_outside_the_markers(tmp_path):
@@ -239,6 +328,10 @@ def test_problems_flags_missing_measurements_not_timings():
     found = report.problems(results)
     assert all(f.startswith(("b:", "no-change-1:", "no-change-scale-4-round-2:")) for f in found)
     assert len(found) == 6  # no-change-1 once, though it is also the smoke series' point
+    # the chat list endpoint is checked as well
+    results["proxy"]["throughput_chats"] = {"a": {"8": {"rps": 0.0, "errors": 0}}}
+    assert any(f.startswith("a: wrk") for f in report.problems(results))
+
 
 
 def test_scaling_slope_steps_and_fit():
