@@ -340,6 +340,17 @@ def figure_names(results: dict) -> list[str]:
     return ["throughput.png", "sse.png"] if results.get("proxy") else []
 
 
+def deployed_from(results: dict) -> str:
+    """The sentence naming the commit deployed and what Opengram was."""
+    tree, package = results["tree"], results.get("package")
+    return (f"Deployed from the work tree at commit {tree['commit']}"
+            + (f" with uncommitted changes in {len(tree['modified'])} files under roles/ and "
+               "playbooks/ (listed in results.json, `tree.modified`)."
+               if tree["modified"] else " (no uncommitted changes in roles/, playbooks/).")
+            + (" Opengram is the offline stand-in (tests/fixtures/opengram-standin), not the real app."
+               if not package else f" Opengram is the real release {package['version']} from {package['path']}."))
+
+
 def results_markdown(results: dict, png_names: list[str]) -> str:
     m = results["machine"]
     n = results["noise"]
@@ -357,13 +368,7 @@ def results_markdown(results: dict, png_names: list[str]) -> str:
         f"load average (1 min) during the run: median {fmt(median(load), '.1f')}, "
         f"max {fmt(max(load) if load else None, '.1f')}.",
         "",
-        f"Deployed from the work tree at commit {results['tree']['commit']}"
-        + (f" with uncommitted changes in {len(results['tree']['modified'])} files under roles/ and "
-           "playbooks/ (listed in results.json, `tree.modified`)."
-           if results["tree"]["modified"] else " (no uncommitted changes in roles/, playbooks/).")
-        + (" Opengram is the offline stand-in (tests/fixtures/opengram-standin), not the real app."
-           if not results.get("package") else
-           f" Opengram is the real release {results['package']['version']} from {results['package']['path']}."),
+        deployed_from(results),
         "",
         f"Settings: {s['rounds']} rounds, paths interleaved round-robin (the first path rotates "
         f"each round); wrk -t1 for {s['wrk_seconds']:.0f} s per path, endpoint and concurrency "
@@ -399,13 +404,7 @@ def deploy_markdown(results: dict, png_name: str) -> str:
         f"the end: {n.get('other_containers_at_end', '-')}; load average (1 min) during the run: median "
         f"{fmt(median(load), '.1f')}, max {fmt(max(load) if load else None, '.1f')}.",
         "",
-        f"Deployed from the work tree at commit {results['tree']['commit']}"
-        + (f" with uncommitted changes in {len(results['tree']['modified'])} files under roles/ and "
-           "playbooks/ (listed in results.json, `tree.modified`)."
-           if results["tree"]["modified"] else " (no uncommitted changes in roles/, playbooks/).")
-        + (" Opengram is the offline stand-in (tests/fixtures/opengram-standin), not the real app."
-           if not results.get("package") else
-           f" Opengram is the real release {results['package']['version']} from {results['package']['path']}."),
+        deployed_from(results),
         "",
         "Settings: " + ("a cold converge of 1 fresh host from the bare base image; " if s.get("cold") else "")
         + (f"no-change runs on {', '.join(map(str, s['no_change_hosts']))} converged hosts, "
