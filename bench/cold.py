@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""The cold converge of one host, the stand-in and the real release side by side.
+
+  python3 bench/cold.py --package ../shared/opengram/opengramsh-opengram-0.2.1.tgz --rounds 2
+
+What a user waits for on a new server (issue 15 item 3): site.yml on one fresh
+systemd container from the bare base image (Debian 13, nothing cached), behind
+Caddy with a certificate from Pebble. Each round converges a fresh host with the
+offline stand-in and then a fresh host with the packed release of --package
+(without --package: the stand-in only), so the two are measured under the same
+load. Per run: wall time, changed tasks, the controller's and the host's CPU
+seconds, and the time of the steps that dominate (apt, the npm install with the
+native build, certbot, the proxy), from ansible.posix.profile_tasks.
+
+Writes OUT/results.json (default docs/bench/cold) and prints a Markdown table.
+Fixed container names (ogdbench-*): never beside another bench run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import signal
+import statistics
+import sys
+from pathlib import Path
+
+import topology  # first: it puts the repository on sys.path for tools.ogd
+from measure import LoadSampler, playbook, run_record
+from report import git_state, machine_info
+from run import packed_release
+from topology import (PEBBLE, ROOT, BenchError, cleanup_all, create_containers, ensure_bench_image,
+                      ensure_network, fleet_hosts, remove_containers, say, write_inventory)
+from tools.ogd.common import HostPrepError, cache_dir, cache_lock
+from tools.ogd.env import ensure_all
+
+# The steps of a cold converge worth naming, matched on profile_tasks' task
+# names ("role : name"): apt (the index refresh, and the roles' package tasks
+# in common/tasks/packages.yml, named after what they install) and the npm
+# install with the native build.
+STEPS = {"apt": ("opengram : Refresh the apt cache", "common : Install "),
+         "npm install": ("opengram : Install the npm package",)}
+
+
+def steps(profile: list[dict]) -> dict[str, float]:
+    """Seconds per named step: the sum of the tasks whose name starts with it."""
+    return {key: sum(t["seconds"] for t in profile if t["task"].startswith(prefixes))
+            for key, prefixes in STEPS.items()}
+
+
+def table(results: dict) -> str:
+    rows = ["| run | package | wall s | changed | controller CPU s | CPU in the host s | apt s | npm install s |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in results["runs"]:
+        rows.append(f"| {r['name']} | {r['package']} | {r['seconds']:.1f} | {r['changed']} | "
+                    f"{r['controller_cpu']:.1f} | {r['host_cpu'] if r['host_cpu'] is None else round(r['host_cpu'], 1)} | "
+                    f"{r['steps']['apt']:.1f} | {r['steps']['npm install']:.1f} |")
+    for pkg, s in results["median"].items():
+        rows.append(f"| median | {pkg} | {s['seconds']:.1f} |  |  |  | {s['apt']:.1f} | {s['npm install']:.1f} |")
+    return "\n".join(rows)
+
+
+def summary(started: dt.datetime, rounds: int, runs: list[dict], load: list[dict]) -> dict:
+    median = {}
+    for label in dict.fromkeys(r["package"] for r in runs):
+        mine = [r for r in runs if r["package"] == label]
+        median[label] = {"seconds": statistics.median(r["seconds"] for r in mine),
+                         **{k: statistics.median(r["steps"][k] for r in mine) for k in STEPS}}
+    return {"started": started.isoformat(timespec="seconds"), "machine": machine_info(),
+            "tree": git_state(), "rounds": rounds, "runs": runs, "median": median,
+            "load_samples": load}
+
+
+def write(out: Path, results: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench/cold.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--package", type=Path, metavar="PATH",
+                        help="the packed real release, converged after the stand-in in every round")
+    parser.add_argument("--rounds", type=int, default=2, metavar="N")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs/bench/cold")
+    args = parser.parse_args(argv)
+    args.out = args.out.resolve()
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    signal.signal(signal.SIGTERM, on_term)
+    packages: list[dict | None] = [None]
+    if args.package:
+        packages.append(packed_release(args.package))
+    try:
+        env = ensure_all()
+    except HostPrepError as exc:
+        print(f"bench/cold: preparing the machine failed: {exc}", file=sys.stderr)
+        return 1
+    env = {**os.environ, **env}
+    work = cache_dir() / "bench-cold"
+    work.mkdir(parents=True, exist_ok=True)
+    started = dt.datetime.now(dt.timezone.utc)
+    runs: list[dict] = []
+    with cache_lock("ogdbench"), LoadSampler() as sampler:
+        try:
+            cleanup_all()
+            say(f"bench image: {ensure_bench_image()}")  # Pebble runs from it
+            ensure_network()
+            create_containers([PEBBLE])
+            playbook("prepare", "molecule/shared/prepare.yml", write_inventory(work, [PEBBLE]), env, work)
+            for rnd in range(1, args.rounds + 1):
+                for pkg in packages:
+                    topology.PACKAGE = pkg
+                    label = "stand-in" if pkg is None else f"{pkg['name']} {pkg['version']}"
+                    fleet = fleet_hosts(1)
+                    remove_containers([h.name for h in fleet])
+                    create_containers(fleet)
+                    try:
+                        inv = write_inventory(work, [PEBBLE, *fleet])
+                        name = f"cold-{'standin' if pkg is None else 'real'}-round-{rnd}"
+                        r = playbook(name, "site.yml", inv, env, work, limit=[h.name for h in fleet],
+                                     cpu_of=[h.name for h in fleet])
+                    finally:
+                        remove_containers([h.name for h in fleet])
+                    runs.append({"name": name, "round": rnd, "package": label, **run_record(r),
+                                 "steps": steps(r.profile)})
+                    # after every run: an interrupted bench keeps what it measured
+                    write(args.out, summary(started, args.rounds, runs, sampler.samples))
+        except (BenchError, HostPrepError) as exc:
+            print(f"bench/cold: ERROR: {exc}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt as exc:
+            print(f"bench/cold: interrupted ({exc or 'Ctrl-C'}); cleaning up", file=sys.stderr)
+            return 130
+        finally:
+            cleanup_all()
+        load = sampler.samples
+    results = summary(started, args.rounds, runs, load)
+    write(args.out, results)
+    print(table(results))
+    say(f"results: {args.out / 'results.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
