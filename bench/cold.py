@@ -9,8 +9,8 @@ Caddy with a certificate from Pebble. Each round converges a fresh host with the
 offline stand-in and then a fresh host with the packed release of --package
 (without --package: the stand-in only), so the two are measured under the same
 load. Per run: wall time, changed tasks, the controller's and the host's CPU
-seconds, and the time of the steps that dominate (apt, the npm install with the
-native build, certbot, the proxy), from ansible.posix.profile_tasks.
+seconds, and the time of the two steps that dominate (apt, the npm install with
+the native build), from ansible.posix.profile_tasks.
 
 Writes OUT/results.json (default docs/bench/cold) and prints a Markdown table.
 Fixed container names (ogdbench-*): never beside another bench run.
@@ -28,11 +28,11 @@ import sys
 from pathlib import Path
 
 import topology  # first: it puts the repository on sys.path for tools.ogd
-from measure import LoadSampler, playbook, run_record
-from report import git_state, machine_info
+from measure import LoadSampler, cold_converge, playbook, run_record
+from report import fmt, git_state, machine_info
 from run import packed_release
 from topology import (PEBBLE, ROOT, BenchError, cleanup_all, create_containers, ensure_bench_image,
-                      ensure_network, fleet_hosts, remove_containers, say, write_inventory)
+                      ensure_network, say, write_inventory)
 from tools.ogd.common import HostPrepError, cache_dir, cache_lock
 from tools.ogd.env import ensure_all
 
@@ -55,22 +55,21 @@ def table(results: dict) -> str:
             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in results["runs"]:
         rows.append(f"| {r['name']} | {r['package']} | {r['seconds']:.1f} | {r['changed']} | "
-                    f"{r['controller_cpu']:.1f} | {r['host_cpu'] if r['host_cpu'] is None else round(r['host_cpu'], 1)} | "
+                    f"{fmt(r['controller_cpu'])} | {fmt(r['host_cpu'])} | "
                     f"{r['steps']['apt']:.1f} | {r['steps']['npm install']:.1f} |")
     for pkg, s in results["median"].items():
         rows.append(f"| median | {pkg} | {s['seconds']:.1f} |  |  |  | {s['apt']:.1f} | {s['npm install']:.1f} |")
     return "\n".join(rows)
 
 
-def summary(started: dt.datetime, rounds: int, runs: list[dict], load: list[dict]) -> dict:
+def summary(head: dict, runs: list[dict], load: list[dict]) -> dict:
+    """head (what the run is: start, machine, tree, rounds) + the runs so far and their medians."""
     median = {}
     for label in dict.fromkeys(r["package"] for r in runs):
         mine = [r for r in runs if r["package"] == label]
         median[label] = {"seconds": statistics.median(r["seconds"] for r in mine),
                          **{k: statistics.median(r["steps"][k] for r in mine) for k in STEPS}}
-    return {"started": started.isoformat(timespec="seconds"), "machine": machine_info(),
-            "tree": git_state(), "rounds": rounds, "runs": runs, "median": median,
-            "load_samples": load}
+    return {**head, "runs": runs, "median": median, "load_samples": load}
 
 
 def write(out: Path, results: dict) -> None:
@@ -102,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     env = {**os.environ, **env}
     work = cache_dir() / "bench-cold"
     work.mkdir(parents=True, exist_ok=True)
-    started = dt.datetime.now(dt.timezone.utc)
+    head = {"started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "machine": machine_info(), "tree": git_state(), "rounds": args.rounds}
     runs: list[dict] = []
     with cache_lock("ogdbench"), LoadSampler() as sampler:
         try:
@@ -115,20 +115,12 @@ def main(argv: list[str] | None = None) -> int:
                 for pkg in packages:
                     topology.PACKAGE = pkg
                     label = "stand-in" if pkg is None else f"{pkg['name']} {pkg['version']}"
-                    fleet = fleet_hosts(1)
-                    remove_containers([h.name for h in fleet])
-                    create_containers(fleet)
-                    try:
-                        inv = write_inventory(work, [PEBBLE, *fleet])
-                        name = f"cold-{'standin' if pkg is None else 'real'}-round-{rnd}"
-                        r = playbook(name, "site.yml", inv, env, work, limit=[h.name for h in fleet],
-                                     cpu_of=[h.name for h in fleet])
-                    finally:
-                        remove_containers([h.name for h in fleet])
+                    name = f"cold-{'standin' if pkg is None else 'real'}-round-{rnd}"
+                    r = cold_converge(name, [PEBBLE], env, work)
                     runs.append({"name": name, "round": rnd, "package": label, **run_record(r),
                                  "steps": steps(r.profile)})
                     # after every run: an interrupted bench keeps what it measured
-                    write(args.out, summary(started, args.rounds, runs, sampler.samples))
+                    write(args.out, summary(head, runs, sampler.samples))
         except (BenchError, HostPrepError) as exc:
             print(f"bench/cold: ERROR: {exc}", file=sys.stderr)
             return 1
@@ -138,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             cleanup_all()
         load = sampler.samples
-    results = summary(started, args.rounds, runs, load)
+    results = summary(head, runs, load)
     write(args.out, results)
     print(table(results))
     say(f"results: {args.out / 'results.json'}")

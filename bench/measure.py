@@ -546,17 +546,7 @@ def deploy_cost(settings: Settings, env: dict, work: Path, hosts: list[Host],
         remove_containers([h.name for h in hosts if h != PEBBLE])
         hosts = [PEBBLE]
     if settings.cold:
-        # The install path users hit: one fresh host from the bare base image.
-        fleet = fleet_hosts(1)
-        say(f"cold converge: a fresh container from {BASE_IMAGE}")
-        remove_containers([h.name for h in fleet])
-        create_containers(fleet)
-        try:
-            inv = write_inventory(work, hosts + fleet)
-            runs.append(playbook("cold-1", "site.yml", inv, env, work, limit=[h.name for h in fleet],
-                                 cpu_of=[h.name for h in fleet]))
-        finally:
-            remove_containers([h.name for h in fleet])
+        runs.append(cold_converge("cold-1", hosts, env, work))
     # The controller's time per extra host: no-change runs on 1..N converged
     # hosts. They start from the cached package image (the cold path is
     # cold-1's); only the no-change runs are measured.
@@ -581,6 +571,21 @@ def deploy_cost(settings: Settings, env: dict, work: Path, hosts: list[Host],
         if not keep:
             remove_containers([h.name for h in fleet])
     return summarize_deploy(runs, overhead, series, setup)
+
+
+def cold_converge(name: str, hosts: list[Host], env: dict, work: Path) -> PlaybookRun:
+    """site.yml on one fresh host from the bare base image (the install path
+    users hit), beside the running hosts (Pebble); the host is removed after."""
+    fleet = fleet_hosts(1)
+    names = [h.name for h in fleet]
+    say(f"cold converge: a fresh container from {BASE_IMAGE}")
+    remove_containers(names)
+    create_containers(fleet)
+    try:
+        return playbook(name, "site.yml", write_inventory(work, hosts + fleet), env, work, limit=names,
+                        cpu_of=names)
+    finally:
+        remove_containers(names)
 
 
 def series_order(sizes: tuple[int, ...], rounds: int) -> list[list[int]]:
