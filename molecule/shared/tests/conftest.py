@@ -5,6 +5,8 @@ deployment's values come from the scenario's inventory, templated by Ansible.
 """
 
 import base64
+import copy
+import functools
 import json
 import os
 import shlex
@@ -38,7 +40,15 @@ _FACTS = (
 
 
 def ansible_json(pattern, expression):
-    """Template `expression` for every host matching `pattern`; {host: value}."""
+    """Template `expression` for every host matching `pattern`; {host: value}.
+    The inventory does not change while the checks run (they pass their
+    changes with -e), so each question is asked of Ansible once per session:
+    collection alone asked it about sixty times per scenario."""
+    return copy.deepcopy(_ansible_json(pattern, expression))
+
+
+@functools.lru_cache(maxsize=None)
+def _ansible_json(pattern, expression):
     env = dict(os.environ, ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
                ANSIBLE_CALLBACKS_ENABLED="ansible.builtin.junit")
     out = subprocess.run(

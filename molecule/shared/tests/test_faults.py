@@ -130,36 +130,6 @@ def run_killed_at(site, extra_vars, stop_at):
     assert process.returncode == -signal.SIGKILL
 
 
-def test_interrupted_run_then_next_run_converges(site, record_property):
-    changed = {"opengram_write_rate_limit_max": site.rate_max + 7}
-    # Killed right after opengram.env was rewritten, before its restart handler.
-    run_killed_at(site, changed, "TASK [opengram : Template the systemd unit]")
-    # Half done: the new environment file is written, the old process still runs.
-    assert site.host.file("/etc/opengram/opengram.env").contains(
-        "OPENGRAM_WRITE_RATE_LIMIT_MAX=%d$" % changed["opengram_write_rate_limit_max"])
-    assert running_env(site)["OPENGRAM_WRITE_RATE_LIMIT_MAX"] == str(site.rate_max)
-
-    try:
-        started = time.monotonic()
-        again = run_playbook("--limit", site.name, "-e", json.dumps(changed))
-        record_property("rerun_after_interrupt_seconds", round(time.monotonic() - started, 1))
-        assert again.returncode == 0, output(again)[-3000:]
-        assert https_ok(site)
-        # Converged means running with what the files say, not just files in place.
-        assert running_env(site)["OPENGRAM_WRITE_RATE_LIMIT_MAX"] == str(changed["opengram_write_rate_limit_max"])
-    finally:
-        # Back to the inventory: this run rewrites opengram.env, at -vvv with
-        # --diff, the one place a diff of the file would show the secret.
-        restored = run_playbook("--limit", site.name, "-vvv", "--diff")
-    assert restored.returncode == 0, output(restored)[-3000:]
-    assert running_env(site)["OPENGRAM_WRITE_RATE_LIMIT_MAX"] == str(site.rate_max)
-    assert https_ok(site)
-    assert "changed" in task_statuses(restored.stdout, "opengram : Template opengram.env"), \
-        "opengram.env did not change: the --diff case was not exercised"
-    assert_secrets_absent(site, restored, "a --diff of opengram.env at -vvv")
-    assert site.host.file("/etc/opengram/opengram.env").contains("OPENGRAM_WRITE_RATE_LIMIT_MAX=%d$" % site.rate_max)
-
-
 # Per proxy: the variable that adds raw directives, one that adds a response
 # header, the live file, and the task right after the file is written (the
 # "reload owed" check, roles/common's common_reload_stamp module).
@@ -177,23 +147,54 @@ def serves_mark(site):
     return "x-ogd-interrupted: yes" in head.stdout.lower()
 
 
-def test_interrupted_run_then_next_run_reloads_the_proxy(site):
+def test_interrupted_runs_then_the_next_run_restarts_opengram_and_reloads_the_proxy(site, record_property):
+    """Two interrupted runs, each followed by the run that finishes the job, and ONE
+    run back to the inventory at the end (issue 12: the two checks share it).
+
+    1. Killed right after opengram.env was rewritten, before its restart handler:
+       the next run restarts Opengram with what the file says.
+    2. Killed right after the new proxy configuration went live on disk, before
+       the reload: the next run finds the file already as it wants it, and still
+       reloads the proxy.
+    3. Back to the inventory, at -vvv with --diff: this run rewrites opengram.env,
+       the one place a diff of the file would show the secret."""
     variable, value, live, stop_at = PROXY_MARK[site.proxy]
-    changed = {variable: value}
+    rate = {"opengram_write_rate_limit_max": site.rate_max + 7}
+    both = dict(rate, **{variable: value})
     assert not serves_mark(site)
-    # Killed right after the new configuration went live on disk, before the
-    # reload handler: the next run finds the file already as it wants it.
-    run_killed_at(site, changed, stop_at)
-    assert site.host.file(live).contains(value.split()[0] + " X-Ogd-Interrupted")
-    assert not serves_mark(site), "the proxy already serves the new configuration: nothing was interrupted"
     try:
-        again = run_playbook("--limit", site.name, "-e", json.dumps(changed))
+        # 1. Half done: the new environment file is written, the old process still runs.
+        run_killed_at(site, rate, "TASK [opengram : Template the systemd unit]")
+        assert site.host.file("/etc/opengram/opengram.env").contains(
+            "OPENGRAM_WRITE_RATE_LIMIT_MAX=%d$" % rate["opengram_write_rate_limit_max"])
+        assert running_env(site)["OPENGRAM_WRITE_RATE_LIMIT_MAX"] == str(site.rate_max)
+        started = time.monotonic()
+        again = run_playbook("--limit", site.name, "-e", json.dumps(rate))
+        record_property("rerun_after_interrupt_seconds", round(time.monotonic() - started, 1))
+        assert again.returncode == 0, output(again)[-3000:]
+        assert https_ok(site)
+        # Converged means running with what the files say, not just files in place.
+        assert running_env(site)["OPENGRAM_WRITE_RATE_LIMIT_MAX"] == str(rate["opengram_write_rate_limit_max"])
+
+        # 2. The proxy's turn; the rate limit stays as step 1 left it.
+        run_killed_at(site, both, stop_at)
+        assert site.host.file(live).contains(value.split()[0] + " X-Ogd-Interrupted")
+        assert not serves_mark(site), "the proxy already serves the new configuration: nothing was interrupted"
+        again = run_playbook("--limit", site.name, "-e", json.dumps(both))
         assert again.returncode == 0, output(again)[-3000:]
         assert serves_mark(site), "the next run left the proxy on its old configuration"
+        assert running_env(site)["OPENGRAM_WRITE_RATE_LIMIT_MAX"] == str(rate["opengram_write_rate_limit_max"])
     finally:
-        restored = run_playbook("--limit", site.name)
+        # 3. Back to the inventory, whatever happened above.
+        restored = run_playbook("--limit", site.name, "-vvv", "--diff")
     assert restored.returncode == 0, output(restored)[-3000:]
+    assert running_env(site)["OPENGRAM_WRITE_RATE_LIMIT_MAX"] == str(site.rate_max)
+    assert https_ok(site)
     assert not serves_mark(site)
+    assert "changed" in task_statuses(restored.stdout, "opengram : Template opengram.env"), \
+        "opengram.env did not change: the --diff case was not exercised"
+    assert_secrets_absent(site, restored, "a --diff of opengram.env at -vvv")
+    assert site.host.file("/etc/opengram/opengram.env").contains("OPENGRAM_WRITE_RATE_LIMIT_MAX=%d$" % site.rate_max)
 
 
 # ---- the ACME CA unreachable -----------------------------------------------------------

@@ -58,7 +58,7 @@ def test_a_configuration_the_proxy_rejects_never_goes_live(site):
     # The inventory as it is converges again. Nothing changed on the host, so
     # this is a no-change run: at -vvv it must not print the secret either
     # (the other half of that check, a --diff of opengram.env, is in
-    # test_faults.py: test_interrupted_run_then_next_run_converges).
+    # test_faults.py: test_interrupted_runs_then_the_next_run_restarts_opengram_and_reloads_the_proxy).
     again = run_playbook("--limit", site.name, "-vvv")
     assert again.returncode == 0, output(again)[-3000:]
     assert https_status(site) == "200"
