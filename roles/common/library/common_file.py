@@ -34,6 +34,13 @@ options:
       - A command run on the new content before it takes the file's place, C(%s) standing for a
         temporary file; the file is left as it was when the command fails.
     type: str
+  known:
+    description:
+      - Lines of a look at the host taken earlier in the run, C(file=<dest> <sha256> <owner> <group> <mode>)
+        per file. When the line this task would leave is among them, the action plugin (the controller
+        half) reports ok without running the module on the host. The module itself ignores it.
+    type: list
+    elements: str
 extends_documentation_fragment: [files]
 author: opengram-deploy
 """
@@ -98,6 +105,7 @@ def main():
             "content": {"type": "str"},
             "remote_src": {"type": "path"},
             "validate": {"type": "str"},
+            "known": {"type": "list", "elements": "str", "no_log": False},
         },
         mutually_exclusive=[("content", "remote_src")],
         required_one_of=[("content", "remote_src")],
