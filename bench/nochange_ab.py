@@ -8,9 +8,10 @@ Each commit's tree is exported (git archive) to a temporary directory; the
 two then rerun `site.yml` on the sandbox host in turns (old, new, new, old,
 ...), so machine noise hits both alike. Per commit: the module runs on the
 host (`EXEC` lines of one -vvv run), the tasks that ran (not skipped), the
-median wall time and the ratio new/old. A run that changes anything or fails
-stops the measurement: a no-change run is what is measured. Prints a table
-and writes bench/results/nochange_ab.json.
+median wall time and CPU (the controller's, the host container's) and the
+ratios new/old: on a busy machine the CPU is the steadier of the two. A run
+that changes anything or fails stops the measurement: a no-change run is
+what is measured. Prints a table and writes bench/results/nochange_ab.json.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -31,6 +33,9 @@ sys.path.insert(0, str(ROOT / "tools"))
 from ogd.common import cache_dir, run_captured  # noqa: E402
 
 HOST = "ogd-sandbox"
+# The CPU seconds of the last playbook(): the controller's (ansible-playbook and
+# its workers) and the host container's (the modules, systemd, the app).
+LAST_CPU: dict[str, float | None] = {}
 
 
 class ABError(Exception):
@@ -57,6 +62,25 @@ def export(ref: str, into: Path) -> Path:
     return into
 
 
+def container_cpu_seconds() -> float | None:
+    """CPU seconds the sandbox container has used so far (its cgroup), None where it cannot be read."""
+    cid = run_captured(["docker", "inspect", "-f", "{{.Id}}", HOST], error=ABError).stdout.strip()
+    for pattern in ("/sys/fs/cgroup/system.slice/docker-%s.scope/cpu.stat", "/sys/fs/cgroup/docker/%s/cpu.stat",
+                    "/sys/fs/cgroup/unified/docker/%s/cpu.stat"):
+        path = Path(pattern % cid)
+        if path.exists():
+            for line in path.read_text().splitlines():
+                if line.startswith("usage_usec "):
+                    return int(line.split()[1]) / 1e6
+    return None
+
+
+def cpu_seconds() -> tuple[float, float | None]:
+    """(controller CPU of every child process so far, the host container's CPU so far)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime, container_cpu_seconds()
+
+
 def playbook(tree: Path, *extra: str) -> tuple[float, str]:
     state = cache_dir() / "sandbox"
     tarball = next(state.glob("opengramsh-opengram-*.tgz"), None)
@@ -65,8 +89,12 @@ def playbook(tree: Path, *extra: str) -> tuple[float, str]:
     cmd = ["ansible-playbook", "site.yml", "-i", "inventories/sandbox/hosts.yml",
            "-e", json.dumps({"opengram_npm_tarball": str(tarball)}), "-e", "@%s" % (state / "access.yml"), *extra]
     start = time.monotonic()
+    cpu_before = cpu_seconds()
     proc = subprocess.run(cmd, cwd=tree, capture_output=True, text=True, check=False)
     seconds = time.monotonic() - start
+    cpu_after = cpu_seconds()
+    LAST_CPU["controller"] = cpu_after[0] - cpu_before[0]
+    LAST_CPU["host"] = None if None in (cpu_before[1], cpu_after[1]) else cpu_after[1] - cpu_before[1]
     counters = recap(proc.stdout) if proc.returncode == 0 else {}
     if proc.returncode != 0 or counters.get("changed") or counters.get("failed"):
         raise ABError("not a no-change run in %s (exit %d, %s):\n%s" % (tree, proc.returncode, counters,
@@ -90,28 +118,45 @@ def main() -> int:
             _, verbose = playbook(tree, "-vvv")
             counters = recap(verbose)
             result[name] = {"ref": refs[name], "commit": shas[name], "module_runs": module_runs(verbose),
-                            "tasks_run": counters["ok"] + counters.get("changed", 0), "seconds": []}
+                            "tasks_run": counters["ok"] + counters.get("changed", 0), "seconds": [],
+                            "controller_cpu_seconds": [], "host_cpu_seconds": []}
         order = ["old", "new"]
         for round_ in range(args.rounds):
             for name in order if round_ % 2 == 0 else order[::-1]:
                 seconds, _ = playbook(trees[name])
                 result[name]["seconds"].append(round(seconds, 2))
-                print("round %d %s %.1f s" % (round_ + 1, name, seconds), flush=True)
+                result[name]["controller_cpu_seconds"].append(round(LAST_CPU["controller"], 2))
+                if LAST_CPU["host"] is not None:
+                    result[name]["host_cpu_seconds"].append(round(LAST_CPU["host"], 2))
+                print("round %d %s %.1f s (CPU: controller %.1f s, host %s s)" % (
+                    round_ + 1, name, seconds, LAST_CPU["controller"],
+                    "-" if LAST_CPU["host"] is None else "%.1f" % LAST_CPU["host"]), flush=True)
     for entry in result.values():
-        entry["median_seconds"] = round(statistics.median(entry["seconds"]), 2)
+        for key in ("seconds", "controller_cpu_seconds", "host_cpu_seconds"):
+            entry["median_" + key] = round(statistics.median(entry[key]), 2) if entry[key] else None
     ratio = result["new"]["median_seconds"] / result["old"]["median_seconds"]
     load = Path("/proc/loadavg").read_text().split()[0]
-    print("\n| commit | module runs on the host | tasks run | no-change run, median s | runs |")
-    print("| --- | ---: | ---: | ---: | --- |")
+    print("\n| commit | module runs on the host | tasks run | no-change run, median s | CPU, controller / host, "
+          "median s | runs (s) |")
+    print("| --- | ---: | ---: | ---: | ---: | --- |")
     for name in ("old", "new"):
         entry = result[name]
-        print("| %s (%s) | %d | %d | %.1f | %s |" % (entry["commit"], name, entry["module_runs"], entry["tasks_run"],
-                                                   entry["median_seconds"], ", ".join(map(str, entry["seconds"]))))
+        host = entry["median_host_cpu_seconds"]
+        print("| %s (%s) | %d | %d | %.1f | %.1f / %s | %s |" % (
+            entry["commit"], name, entry["module_runs"], entry["tasks_run"], entry["median_seconds"],
+            entry["median_controller_cpu_seconds"], "-" if host is None else "%.1f" % host,
+            ", ".join(map(str, entry["seconds"]))))
+    ratios = {"wall": round(ratio, 3)}
     print("\nnew/old wall time: %.2fx (load average at the end: %s)" % (ratio, load))
+    old_cpu = [result["old"]["median_controller_cpu_seconds"], result["old"]["median_host_cpu_seconds"]]
+    new_cpu = [result["new"]["median_controller_cpu_seconds"], result["new"]["median_host_cpu_seconds"]]
+    if None not in old_cpu + new_cpu:
+        ratios["cpu"] = round(sum(new_cpu) / sum(old_cpu), 3)
+        print("new/old CPU (controller + host): %.2fx" % ratios["cpu"])
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "nochange_ab.json").write_text(json.dumps({"runs": result, "ratio": round(ratio, 3), "load": load},
-                                                     indent=2) + "\n")
+    (out / "nochange_ab.json").write_text(json.dumps({"runs": result, "ratio": ratios["wall"], "ratios": ratios,
+                                                      "load": load}, indent=2) + "\n")
     return 0
 
 
