@@ -2,7 +2,8 @@
 """The test command of opengram-deploy (README: `python3 tools/test.py`).
 
 Prepares the machine (Docker engine, base image, venv, collections: see
-tools/hostprep.py), then runs, in order, and stops at nothing until the end:
+tools/hostprep.py), then runs these stages (in this order with --jobs 1; two
+at a time, see below) and stops at nothing until the end:
   lint      ansible-lint (production profile, offline), yamllint, actionlint and
             shellcheck of the operator programs (tools/shellcheck.py)
   pytest    unit tests, the stand-in's own tests (tests/) and bench/tests
@@ -19,8 +20,9 @@ failed with their first assertion line; the last line is 'N passed, N failed'.
 Scenarios run two at a time (--jobs, or OGD_TEST_JOBS): each has its own
 containers and network, and much of a scenario's time is waiting (boot,
 ACME, the native build of the real release on one host); the longest
-(`real`) starts first. With more than one job a scenario's output is printed
-whole when it ends, so the log stays readable.
+(`real`) starts first, and the linters and pytest run beside it, in the
+other place of the pool, before the next scenario. With more than one job
+each step's output is printed whole when it ends, so the log stays readable.
 
   python3 tools/test.py                  # everything
   python3 tools/test.py --only molecule --scenario caddy
@@ -219,9 +221,12 @@ def run_quiet(name: str, cmd: list[str], env: dict[str, str], log: MoleculeLog) 
 
 
 def run_scenarios(names: list[str], env: dict[str, str], jobs: int,
-                  extra: list[tuple[str, list[str]]] = ()) -> list[tuple[str, bool, list[str]]]:
+                  extra: list[tuple[str, list[str]]] = (),
+                  beside: list[tuple[str, list[str]]] = ()) -> list[tuple[str, bool, list[str]]]:
     """`molecule test` for each scenario, `jobs` at a time, then the `extra`
-    (name, command) jobs in the same pool; (name, ok, summary lines) in order."""
+    (name, command) jobs in the same pool; the `beside` jobs are queued right
+    after the first (longest) scenario, so they run beside it instead of before
+    everything. (name, ok, summary lines) in queue order."""
     def one(job: tuple[str, list[str]]) -> tuple[str, bool, list[str]]:
         name, cmd = job
         log = MoleculeLog()
@@ -229,8 +234,9 @@ def run_scenarios(names: list[str], env: dict[str, str], jobs: int,
         return name, ok, (log.summary(name, ok) if name.startswith("molecule ") else [])
 
     queue = [(f"molecule {scenario}", ["molecule", "test", "-s", scenario]) for scenario in scenario_order(names)]
+    queue = queue[:1] + list(beside) + queue[1:] + list(extra)
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        return list(pool.map(one, queue + list(extra)))
+        return list(pool.map(one, queue))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -249,14 +255,14 @@ def main(argv: list[str] | None = None) -> int:
 
     results: list[tuple[str, bool]] = []
     summaries: list[str] = []
+    checks = []
     if "lint" in stages:
-        results.append(("ansible-lint", run("ansible-lint", ["ansible-lint", "--offline", "--profile", "production"], env)))
-        results.append(("yamllint", run("yamllint", ["yamllint", "--strict", "."], env)))
-        results.append(("actionlint", run("actionlint", ["actionlint"], env)))
-        results.append(("shellcheck", run("shellcheck", ["python3", "tools/shellcheck.py"], env)))
+        checks += [("ansible-lint", ["ansible-lint", "--offline", "--profile", "production"]),
+                   ("yamllint", ["yamllint", "--strict", "."]),
+                   ("actionlint", ["actionlint"]),
+                   ("shellcheck", ["python3", "tools/shellcheck.py"])]
     if "pytest" in stages:
-        code_ok = run("pytest", ["python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests", "bench/tests"], env)
-        results.append(("pytest", code_ok))
+        checks.append(("pytest", ["python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests", "bench/tests"]))
     # The bench smoke has its own containers (ogdbench-*): it takes the first
     # free place in the scenarios' pool instead of waiting for all of them.
     extra = []
@@ -271,7 +277,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"==> molecule {scenario}: skipped: {reason}", flush=True)
             else:
                 runnable.append(scenario)
-    for name, ok, summary in run_scenarios(runnable, env, args.jobs, extra):
+    # Two or more at a time: the linters and pytest run beside the longest
+    # scenario (CI's time is its lane's), else first, one after the other.
+    beside = checks if runnable and args.jobs > 1 else []
+    for name, cmd in checks:
+        if not beside:
+            results.append((name, run(name, cmd, env)))
+    for name, ok, summary in run_scenarios(runnable, env, args.jobs, extra, beside):
         results.append((name, ok))
         summaries += summary
 

@@ -106,6 +106,26 @@ def test_scenarios_run_two_at_a_time_longest_first_each_printed_whole(tmp_path, 
     assert "<== bench smoke: FAILED (exit 3)" in out
 
 
+def test_the_checks_run_beside_the_longest_scenario_before_the_next_one(tmp_path, capsys):
+    import os
+    fake = tmp_path / "molecule"
+    # real waits (up to 5 s) for the checks to have run beside it; fleet
+    # says whether they had run before it started.
+    fake.write_text("#!/bin/sh\n"
+                    "if [ \"$3\" = real ]; then\n"
+                    "  for i in $(seq 100); do [ -e \"$OGD_FAKE_DIR/lint\" ] && break; sleep 0.05; done\n"
+                    "fi\n"
+                    "[ -e \"$OGD_FAKE_DIR/lint\" ] && echo \"$3 saw the checks: yes\" || echo \"$3 saw the checks: no\"\n")
+    fake.chmod(0o755)
+    env = dict(os.environ, PATH=f"{tmp_path}:{os.environ['PATH']}", OGD_FAKE_DIR=str(tmp_path))
+    results = test.run_scenarios(["fleet", "real"], env, jobs=2,
+                                 beside=[("lint", ["sh", "-c", "touch \"$OGD_FAKE_DIR/lint\"; echo lint ran"])])
+    assert [(name, ok) for name, ok, _ in results] == [("molecule real", True), ("lint", True), ("molecule fleet", True)]
+    out = capsys.readouterr().out
+    assert "real saw the checks: yes" in out, "the checks did not run while the first scenario ran"
+    assert "fleet saw the checks: yes" in out, "the next scenario started before the checks"
+
+
 def test_the_stand_in_twins_of_real_are_left_out_only_when_real_runs(tmp_path, monkeypatch):
     package = tmp_path / "opengram.tgz"
     monkeypatch.setenv("OGD_REAL_PACKAGE", str(package))
