@@ -30,12 +30,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 
+from measure import container_cpu_files, containers_cpu  # noqa: E402  (bench/: the bench's cgroup reading)
 from ogd.common import cache_dir, run_captured  # noqa: E402
 
 HOST = "ogd-sandbox"
-# The CPU seconds of the last playbook(): the controller's (ansible-playbook and
-# its workers) and the host container's (the modules, systemd, the app).
-LAST_CPU: dict[str, float | None] = {}
 
 
 class ABError(Exception):
@@ -62,44 +60,32 @@ def export(ref: str, into: Path) -> Path:
     return into
 
 
-def container_cpu_seconds() -> float | None:
-    """CPU seconds the sandbox container has used so far (its cgroup), None where it cannot be read."""
-    cid = run_captured(["docker", "inspect", "-f", "{{.Id}}", HOST], error=ABError).stdout.strip()
-    for pattern in ("/sys/fs/cgroup/system.slice/docker-%s.scope/cpu.stat", "/sys/fs/cgroup/docker/%s/cpu.stat",
-                    "/sys/fs/cgroup/unified/docker/%s/cpu.stat"):
-        path = Path(pattern % cid)
-        if path.exists():
-            for line in path.read_text().splitlines():
-                if line.startswith("usage_usec "):
-                    return int(line.split()[1]) / 1e6
-    return None
-
-
-def cpu_seconds() -> tuple[float, float | None]:
-    """(controller CPU of every child process so far, the host container's CPU so far)."""
+def cpu_seconds(files: list[Path] | None) -> tuple[float, float | None]:
+    """(controller CPU of every child process so far, the host container's CPU so far: None where unreadable)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime, container_cpu_seconds()
+    return usage.ru_utime + usage.ru_stime, containers_cpu(files)
 
 
-def playbook(tree: Path, *extra: str) -> tuple[float, str]:
+def playbook(tree: Path, *extra: str) -> tuple[float, str, float, float | None]:
+    """One no-change run of site.yml from `tree`: (seconds, output, the CPU seconds of the
+    controller (ansible-playbook and its workers) and of the host container (None where unreadable))."""
     state = cache_dir() / "sandbox"
     tarball = next(state.glob("opengramsh-opengram-*.tgz"), None)
     if tarball is None or not (state / "access.yml").exists():
         raise ABError("no sandbox: run python3 tools/sandbox.py up --standin first")
     cmd = ["ansible-playbook", "site.yml", "-i", "inventories/sandbox/hosts.yml",
            "-e", json.dumps({"opengram_npm_tarball": str(tarball)}), "-e", "@%s" % (state / "access.yml"), *extra]
+    files = container_cpu_files([HOST])
     start = time.monotonic()
-    cpu_before = cpu_seconds()
+    controller0, host0 = cpu_seconds(files)
     proc = subprocess.run(cmd, cwd=tree, capture_output=True, text=True, check=False)
     seconds = time.monotonic() - start
-    cpu_after = cpu_seconds()
-    LAST_CPU["controller"] = cpu_after[0] - cpu_before[0]
-    LAST_CPU["host"] = None if None in (cpu_before[1], cpu_after[1]) else cpu_after[1] - cpu_before[1]
+    controller1, host1 = cpu_seconds(files)
     counters = recap(proc.stdout) if proc.returncode == 0 else {}
     if proc.returncode != 0 or counters.get("changed") or counters.get("failed"):
         raise ABError("not a no-change run in %s (exit %d, %s):\n%s" % (tree, proc.returncode, counters,
                                                                         proc.stdout[-3000:]))
-    return seconds, proc.stdout
+    return seconds, proc.stdout, controller1 - controller0, None if None in (host0, host1) else host1 - host0
 
 
 def main() -> int:
@@ -115,7 +101,7 @@ def main() -> int:
         trees = {name: export(ref, Path(tmp) / name) for name, ref in refs.items()}
         result = {}
         for name, tree in trees.items():
-            _, verbose = playbook(tree, "-vvv")
+            _, verbose, _, _ = playbook(tree, "-vvv")
             counters = recap(verbose)
             result[name] = {"ref": refs[name], "commit": shas[name], "module_runs": module_runs(verbose),
                             "tasks_run": counters["ok"] + counters.get("changed", 0), "seconds": [],
@@ -123,14 +109,14 @@ def main() -> int:
         order = ["old", "new"]
         for round_ in range(args.rounds):
             for name in order if round_ % 2 == 0 else order[::-1]:
-                seconds, _ = playbook(trees[name])
+                seconds, _, controller_cpu, host_cpu = playbook(trees[name])
                 result[name]["seconds"].append(round(seconds, 2))
-                result[name]["controller_cpu_seconds"].append(round(LAST_CPU["controller"], 2))
-                if LAST_CPU["host"] is not None:
-                    result[name]["host_cpu_seconds"].append(round(LAST_CPU["host"], 2))
+                result[name]["controller_cpu_seconds"].append(round(controller_cpu, 2))
+                if host_cpu is not None:
+                    result[name]["host_cpu_seconds"].append(round(host_cpu, 2))
                 print("round %d %s %.1f s (CPU: controller %.1f s, host %s s)" % (
-                    round_ + 1, name, seconds, LAST_CPU["controller"],
-                    "-" if LAST_CPU["host"] is None else "%.1f" % LAST_CPU["host"]), flush=True)
+                    round_ + 1, name, seconds, controller_cpu, "-" if host_cpu is None else "%.1f" % host_cpu),
+                      flush=True)
     for entry in result.values():
         for key in ("seconds", "controller_cpu_seconds", "host_cpu_seconds"):
             entry["median_" + key] = round(statistics.median(entry[key]), 2) if entry[key] else None
