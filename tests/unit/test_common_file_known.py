@@ -1,7 +1,8 @@
 """The look at a role's files and common_file's controller half agree.
 
-roles/opengram (__opengram_account_script) and roles/caddy (tasks/read.yml)
-print one line per file they look at; roles/common/action_plugins/common_file.py
+roles/opengram (tasks/main.yml, tasks/secret.yml) and roles/caddy
+(tasks/read.yml) print one line per file they look at, with roles/common's
+look function (filter_plugins/common_look.py); roles/common/action_plugins/common_file.py
 skips the module when the line the task would leave is among them. If the two
 ever disagree on a byte (the mode's zeros, the digest), every file is written
 again each run (slow but right); if the look printed a line for a file that is
@@ -20,28 +21,43 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _plugin():
-    path = ROOT / "roles/common/action_plugins/common_file.py"
-    spec = importlib.util.spec_from_file_location("common_file_action", path)
+def _load(relative, name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / relative)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-known_line = _plugin().known_line
+known_line = _load("roles/common/action_plugins/common_file.py", "common_file_action").known_line
+LOOK = _load("roles/common/filter_plugins/common_look.py", "common_look_filter")
+ROLE_VARS = {role: yaml.safe_load((ROOT / "roles" / role / "vars/main.yml").read_text()) for role in ("opengram", "caddy")}
 
 
-def opengram_look(*entries):
-    script = yaml.safe_load((ROOT / "roles/opengram/vars/main.yml").read_text())["__opengram_account_script"]
-    argv = ["/bin/sh", "-c", script, "look", "nogroup-ogd-test", "nouser-ogd-test", "/nonexistent/link",
-            "/nonexistent/offsite", *entries]
+def opengram_look(*entries, env_extra=None):
+    """The opengram role's look (its Jinja parts, the newer-than function, are filled in here)."""
+    script = ROLE_VARS["opengram"]["__opengram_look_script"].replace(
+        "{{ __opengram_newer_than_unit }}", ROLE_VARS["opengram"]["__opengram_newer_than_unit"])
+    assert "{{" not in script
+    env = dict(os.environ, OGD_GROUP="nogroup-ogd-test", OGD_USER="nouser-ogd-test",
+               OGD_CONFIG_LINK="/nonexistent/link", OGD_OFFSITE="/nonexistent/offsite",
+               OGD_CURRENT="/nonexistent/current", OGD_MANIFEST="/nonexistent/package.json",
+               OGD_RELEASES="/nonexistent/releases", OGD_SERVICE="nonexistent-ogd-test",
+               OGD_ENV_FILE="/nonexistent/env", OGD_FIREWALL_FILE="/nonexistent/nft", OGD_PACKAGES="")
+    env.update(env_extra or {})
+    argv = ["/bin/sh", "-c", LOOK.common_look_script(script), "opengram-look", *entries]
+    return subprocess.run(argv, check=True, capture_output=True, text=True, env=env).stdout.splitlines()
+
+
+def secret_look(secret_file, *entries):
+    script = LOOK.common_look_script(ROLE_VARS["opengram"]["__opengram_secret_read_script"])
+    argv = ["/bin/sh", "-c", script, "read-secret", str(secret_file), *entries]
     return subprocess.run(argv, check=True, capture_output=True, text=True).stdout.splitlines()
 
 
-def caddy_look(caddyfile, *entries):
-    task = yaml.safe_load((ROOT / "roles/caddy/tasks/read.yml").read_text())[0]
-    script = task["ansible.builtin.command"]["argv"][2]
-    argv = ["/bin/sh", "-c", script, "read-caddyfile", str(caddyfile), *entries]
+def caddy_look(caddyfile, *entries, stamp="/nonexistent/stamp", global_file="/nonexistent/g", site="/nonexistent/s"):
+    script = LOOK.common_look_script(ROLE_VARS["caddy"]["__caddy_read_script"])
+    argv = ["/bin/sh", "-c", script, "read-caddyfile", str(caddyfile), str(stamp), str(global_file), str(site),
+            *entries]
     return subprocess.run(argv, check=True, capture_output=True, text=True).stdout.splitlines()
 
 
@@ -91,3 +107,25 @@ def test_known_line_is_none_when_it_cannot_tell():
     assert known_line("/etc/x", "a", "root", "root", "644") is None  # not the 0NNN form the look prints
     assert known_line("/etc/x", "a", None, "root", "0644") is None
     assert known_line("/etc/x", None, "root", "root", "0644") is None
+
+
+def test_the_secret_read_prints_the_secret_and_the_lines_of_its_files(tmp_path):
+    secret = tmp_path / "instance-secret"
+    secret.write_text("og_" + "a" * 43 + "\n")
+    secret.chmod(0o600)
+    owner, group = me()
+    lines = secret_look(secret, "f:%s" % secret, "f:%s" % (tmp_path / "opengram.env"))
+    assert "secret=og_" + "a" * 43 in lines
+    assert known_line(str(secret), "og_" + "a" * 43 + "\n", owner, group, "0600") in lines
+    assert secret_look(tmp_path / "missing") == ["secret="]
+
+
+def test_the_opengram_look_counts_the_releases_as_the_module_does(tmp_path):
+    releases = tmp_path / "releases"
+    for name in ("0.2.0", "0.2.1", "0.3.0.partial"):
+        (releases / name).mkdir(parents=True)
+    (releases / "link").symlink_to(releases / "0.2.0")
+    (releases / "file").write_text("")
+    lines = opengram_look(env_extra={"OGD_RELEASES": str(releases)})
+    assert "releases=2" in lines
+    assert "releases=0" in opengram_look()

@@ -1,4 +1,5 @@
-"""roles/opengram's "newer than the running unit" check (__opengram_newer_than_unit_script):
+"""roles/opengram's "newer than the running unit" check (the shell function
+__opengram_newer_than_unit, called by the role's look at the host):
 it prints the files written after the unit last started, to the microsecond.
 
 In whole seconds, a file written in the same second just BEFORE the start
@@ -15,7 +16,9 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = yaml.safe_load((ROOT / "roles/opengram/vars/main.yml").read_text())["__opengram_newer_than_unit_script"]
+FUNCTION = yaml.safe_load((ROOT / "roles/opengram/vars/main.yml").read_text())["__opengram_newer_than_unit"]
+# The function, then a line after it: a `return` that were an `exit` would end the whole look.
+SCRIPT = FUNCTION + '\nnewer_than_unit "$@"\necho end-of-look\n'
 
 
 def newer(tmp_path, started, files, active="active"):
@@ -34,7 +37,9 @@ def newer(tmp_path, started, files, active="active"):
     env = dict(os.environ, PATH="%s:%s" % (fake.parent, os.environ["PATH"]))
     out = subprocess.run(["/bin/sh", "-c", SCRIPT, "newer-than-unit", "opengram", *map(str, files)],
                          env=env, check=True, capture_output=True, text=True).stdout
-    return [Path(line).name for line in out.splitlines()]
+    lines = out.splitlines()
+    assert lines[-1] == "end-of-look"
+    return [Path(line).name for line in lines[:-1]]
 
 
 def file_at(tmp_path, name, when):
