@@ -3,6 +3,9 @@
 
   python3 tools/sandbox.py up --standin          # a converged host (ogd-sandbox, Caddy)
   python3 bench/nochange_ab.py --old cc1c329 --new HEAD [--rounds 4]
+  python3 bench/nochange_ab.py --old REF --inventory INV --host NAME   # another converged host,
+      e.g. the bench's nginx host: python3 bench/run.py --smoke --keep, then its inventory
+      (bench/results/smoke/work/inventory.yml) and --host ogdbench-ours-nginx
 
 Each commit's tree is exported (git archive) to a temporary directory; the
 two then rerun `site.yml` on the sandbox host in turns (old, new, new, old,
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import resource
 import statistics
@@ -66,19 +70,26 @@ def cpu_seconds(files: list[Path] | None) -> tuple[float, float | None]:
     return usage.ru_utime + usage.ru_stime, containers_cpu(files)
 
 
+INVENTORY: Path | None = None  # --inventory: another converged host than the sandbox
+
+
 def playbook(tree: Path, *extra: str) -> tuple[float, str, float, float | None]:
     """One no-change run of site.yml from `tree`: (seconds, output, the CPU seconds of the
     controller (ansible-playbook and its workers) and of the host container (None where unreadable))."""
-    state = cache_dir() / "sandbox"
-    tarball = next(state.glob("opengramsh-opengram-*.tgz"), None)
-    if tarball is None or not (state / "access.yml").exists():
-        raise ABError("no sandbox: run python3 tools/sandbox.py up --standin first")
-    cmd = ["ansible-playbook", "site.yml", "-i", "inventories/sandbox/hosts.yml",
-           "-e", json.dumps({"opengram_npm_tarball": str(tarball)}), "-e", "@%s" % (state / "access.yml"), *extra]
+    if INVENTORY is not None:
+        cmd = ["ansible-playbook", "site.yml", "-i", str(INVENTORY), "--limit", HOST, *extra]
+    else:
+        state = cache_dir() / "sandbox"
+        tarball = next(state.glob("opengramsh-opengram-*.tgz"), None)
+        if tarball is None or not (state / "access.yml").exists():
+            raise ABError("no sandbox: run python3 tools/sandbox.py up --standin first")
+        cmd = ["ansible-playbook", "site.yml", "-i", "inventories/sandbox/hosts.yml",
+               "-e", json.dumps({"opengram_npm_tarball": str(tarball)}), "-e", "@%s" % (state / "access.yml"), *extra]
     files = container_cpu_files([HOST])
     start = time.monotonic()
     controller0, host0 = cpu_seconds(files)
-    proc = subprocess.run(cmd, cwd=tree, capture_output=True, text=True, check=False)
+    env = dict(os.environ, MOLECULE_PROJECT_DIRECTORY=str(tree))
+    proc = subprocess.run(cmd, cwd=tree, capture_output=True, text=True, check=False, env=env)
     seconds = time.monotonic() - start
     controller1, host1 = cpu_seconds(files)
     counters = recap(proc.stdout) if proc.returncode == 0 else {}
@@ -93,7 +104,11 @@ def main() -> int:
     parser.add_argument("--old", required=True, help="git ref of the commit before")
     parser.add_argument("--new", default="HEAD", help="git ref of the commit after (default HEAD)")
     parser.add_argument("--rounds", type=int, default=4, help="timed runs per commit (default 4)")
+    parser.add_argument("--inventory", type=Path, help="an inventory with another converged host (default: the sandbox)")
+    parser.add_argument("--host", default="ogd-sandbox", help="the host (its container's name) with --inventory")
     args = parser.parse_args()
+    global INVENTORY, HOST
+    INVENTORY, HOST = (args.inventory.resolve() if args.inventory else None), args.host
     refs = {"old": args.old, "new": args.new}
     shas = {name: run_captured(["git", "-C", str(ROOT), "rev-parse", "--short", ref], error=ABError).stdout.strip()
             for name, ref in refs.items()}
