@@ -10,26 +10,19 @@ not as wanted, a change would be missed: both are checked here against real
 files, with the real scripts."""
 
 import grp
-import importlib.util
 import os
 import pwd
 import subprocess
 from pathlib import Path
 
+import role_modules
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _load(relative, name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / relative)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-known_line = _load("roles/common/action_plugins/common_file.py", "common_file_action").known_line
-LOOK = _load("roles/common/filter_plugins/common_look.py", "common_look_filter")
+known_line = role_modules.load(ROOT / "roles/common/action_plugins/common_file.py").known_line
+LOOK = role_modules.load(ROOT / "roles/common/filter_plugins/common_look.py")
 ROLE_VARS = {role: yaml.safe_load((ROOT / "roles" / role / "vars/main.yml").read_text()) for role in ("opengram", "caddy")}
 
 

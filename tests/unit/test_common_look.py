@@ -8,7 +8,6 @@ not running, not enabled, owing a daemon-reload, or a stamp that does not
 match would let a run miss a change. The unit lines come from a stand-in
 `systemctl` that prints what systemd prints."""
 
-import importlib.util
 import os
 import subprocess
 from pathlib import Path
@@ -20,14 +19,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _load(relative, name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / relative)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-LOOK = _load("roles/common/filter_plugins/common_look.py", "common_look_filter")
+LOOK = role_modules.load(ROOT / "roles/common/filter_plugins/common_look.py")
 STAMP_MODULE = ROOT / "roles/common/library/common_reload_stamp.py"
 CADDY_READ = yaml.safe_load((ROOT / "roles/caddy/vars/main.yml").read_text())["__caddy_read_script"]
 
