@@ -84,7 +84,7 @@ def playbook(tree: Path, *extra: str) -> tuple[float, str, float, float | None]:
         if tarball is None or not (state / "access.yml").exists():
             raise ABError("no sandbox: run python3 tools/sandbox.py up --standin first")
         cmd = ["ansible-playbook", "site.yml", "-i", "inventories/sandbox/hosts.yml",
-               "-e", json.dumps({"opengram_npm_tarball": str(tarball)}), "-e", "@%s" % (state / "access.yml"), *extra]
+               "-e", json.dumps({"opengram_npm_tarball": str(tarball), "opengram_npm_locks_dir": str(state / "locks")}), "-e", "@%s" % (state / "access.yml"), *extra]
     files = container_cpu_files([HOST])
     start = time.monotonic()
     controller0, host0 = cpu_seconds(files)

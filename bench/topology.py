@@ -292,7 +292,9 @@ def write_inventory(work: Path, hosts: list[Host], overrides: dict[str, dict] | 
                 # The offline stand-in (test fixture) or the packed release of
                 # --package, from a tarball; Pebble as the ACME CA.
                 **({"opengram_npm_tarball": str(artifacts / f"opengramsh-opengram-{version}.tgz"),
-                    "opengram_version": version} if PACKAGE is None else
+                    "opengram_version": version,
+                    # the stand-in's own lock, written beside its tarball
+                    "opengram_npm_locks_dir": str(artifacts / "locks")} if PACKAGE is None else
                    {"opengram_npm_tarball": PACKAGE["path"], "opengram_version": PACKAGE["version"],
                     # its dependencies come from the npm registry, reached
                     # through this machine's CA bundle (as inventories/sandbox)

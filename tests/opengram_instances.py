@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import fcntl
-import hashlib
 import http.client
 import importlib.util
 import json
@@ -289,35 +288,47 @@ def real_tarball() -> Path | None:
     return next((c.resolve() for c in candidates if c.is_file()), None)
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def real_cache_root() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "opengram-deploy"
 
 
+def load_release_filters():
+    """roles/opengram/filter_plugins/opengram_release.py: the release a host installs."""
+    path = REPO_ROOT / "roles/opengram/filter_plugins/opengram_release.py"
+    spec = importlib.util.spec_from_file_location("opengram_release", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def real_lock(version: str = "0.2.1") -> dict:
+    """The repository's lock of the real release (roles/opengram/files/locks), as the role reads it."""
+    return json.loads((REPO_ROOT / "roles/opengram/files/locks" / version / "package-lock.json").read_text())
+
+
 def install_real(tarball: Path) -> Installed:
-    """Unpack the real tarball and `npm install --omit=dev` once, cached by its sha256
-    (better-sqlite3 compiles for minutes where its prebuilt binary cannot be downloaded)."""
-    digest = sha256_of(tarball)
-    cache = real_cache_root() / f"opengram-{digest[:16]}"
-    package_dir = cache / "package"
+    """The real tarball installed with `npm ci` from the repository's lock, exactly as the role
+    installs a release (same package.json, same rendered lock, same release name), once per
+    release into ~/.cache/opengram-deploy (better-sqlite3 compiles for minutes where its
+    prebuilt binary cannot be downloaded)."""
+    filters = load_release_filters()
+    plan = filters.opengram_release(real_lock(), "@opengramsh/opengram", "0.2.1", tarball.name,
+                                    filters.opengram_file_integrity(tarball), ["better-sqlite3", "sharp"])
+    cache = real_cache_root() / f"opengram-{plan['name']}"
+    project = cache / "lib"
+    package_dir = project / "node_modules" / "@opengramsh" / "opengram"
     marker = cache / ".installed"
     cache.parent.mkdir(parents=True, exist_ok=True)
-    with open(cache.parent / f".opengram-{digest[:16]}.lock", "w") as lock:
+    with open(cache.parent / f".opengram-{plan['name']}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one installer at a time; the others wait, then reuse
         if not marker.exists():
             if cache.exists():
                 shutil.rmtree(cache)
-            cache.mkdir()
-            with tarfile.open(tarball) as tar:
-                tar.extractall(cache, filter="data")
+            project.mkdir(parents=True)
+            (project / "package.json").write_text(filters.canonical_json(plan["package_json"]))
+            (project / "package-lock.json").write_text(filters.canonical_json(plan["lock"]))
+            shutil.copy(tarball, project / tarball.name)
             env = {
                 **os.environ,
                 "NODE_EXTRA_CA_CERTS": os.environ.get("NODE_EXTRA_CA_CERTS", "/etc/ssl/certs/ca-certificates.crt"),
@@ -326,12 +337,12 @@ def install_real(tarball: Path) -> Installed:
                 "npm_config_audit": "false",
             }
             result = subprocess.run(
-                ["npm", "install", "--omit=dev", "--no-package-lock"],
-                cwd=package_dir, env=env, capture_output=True, text=True, timeout=REAL_INSTALL_TIMEOUT,
+                ["npm", "ci", "--omit=dev"],
+                cwd=project, env=env, capture_output=True, text=True, timeout=REAL_INSTALL_TIMEOUT,
             )
             (cache / "npm-install.log").write_text(result.stdout + result.stderr)
             if result.returncode != 0:
-                pytest.fail(f"npm install of the real release failed ({result.returncode}); "
+                pytest.fail(f"npm ci of the real release failed ({result.returncode}); "
                             f"see {cache / 'npm-install.log'}:\n{result.stderr[-2000:]}")
-            marker.write_text(f"{digest}\n")
+            marker.write_text(plan["name"] + "\n")
     return Installed("real", package_dir, package_dir / "dist/cli/cli.js", tarball)

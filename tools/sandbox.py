@@ -146,12 +146,15 @@ def container_run_cmd(domain: str) -> list[str]:
 
 
 def playbook_cmd(tarball: Path | None, version: str | None = None,
-                 access_file: Path | None = None) -> list[str]:
+                 access_file: Path | None = None, locks_dir: Path | None = None) -> list[str]:
     cmd = ["ansible-playbook", "site.yml", "-i", INVENTORY]
     if tarball is not None:
         extra = {"opengram_npm_tarball": str(tarball)}
         if version:
             extra["opengram_version"] = version
+        if locks_dir is not None:
+            # The stand-in's own lock (build.py writes it beside the tarball).
+            extra["opengram_npm_locks_dir"] = str(locks_dir)
         cmd += ["-e", json.dumps(extra)]
     if access_file is not None:
         # A file, so the password is never on a command line.
@@ -361,7 +364,8 @@ def cmd_up(force: str | None, package_path: Path | None = None) -> int:
         t = lap("container", t)
 
         log = work / "playbook.log"
-        rc, output = run_playbook(playbook_cmd(tarball, version, access_file), env, log)
+        rc, output = run_playbook(playbook_cmd(tarball, version, access_file,
+                                                  work / "locks" if choice.standin else None), env, log)
         t = lap("playbook", t)
         if rc != 0:
             raise SandboxError(f"ansible-playbook failed (exit {rc}); full output: {log}")

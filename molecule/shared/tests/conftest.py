@@ -24,6 +24,8 @@ PEBBLE_ROOT = "/opt/ogd-probes/pebble-root.pem"
 # What the checks need to know about each Opengram host, as Ansible sees it.
 _FACTS = (
     '{"domain": opengram_domain, "proxy": opengram_proxy, "version": opengram_version,'
+    # Issue 26: what the release's name derives from (release_name below).
+    ' "tarball": opengram_npm_tarball | default(""), "locks_dir": opengram_npm_locks_dir | default(""),'
     ' "token": opengram_instance_secret | default(""), "upload_max": opengram_upload_max_bytes | int,'
     ' "rate_max": opengram_write_rate_limit_max | int, "port": opengram_port | default(3000) | int,'
     ' "switch_test": ogd_test_switch_proxies | default(false) | bool,'
@@ -37,6 +39,39 @@ _FACTS = (
     ' "access_user": (opengram_access_users | default([{}]) | first).name | default(""),'
     ' "access_password": (opengram_access_users | default([{}]) | first).password | default("")}'
 )
+
+
+@functools.lru_cache(maxsize=None)
+def _release_filters():
+    """roles/opengram/filter_plugins/opengram_release.py: how the role names a release."""
+    import importlib.util
+
+    path = os.path.join(PROJECT, "roles/opengram/filter_plugins/opengram_release.py")
+    spec = importlib.util.spec_from_file_location("opengram_release", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@functools.lru_cache(maxsize=None)
+def release_name(version, tarball, locks_dir):
+    """The directory under releases/ the role installs `version` into (from `tarball` and the
+    lock in `locks_dir`): <version>+<id>, the id a hash of the package's integrity and the lock."""
+    filters = _release_filters()
+    with open(os.path.join(locks_dir, version, "package-lock.json"), encoding="utf-8") as fh:
+        lock = json.load(fh)
+    return filters.opengram_release(lock, "@opengramsh/opengram", version,
+                                    os.path.basename(tarball) if tarball else "",
+                                    filters.opengram_file_integrity(tarball) if tarball else "",
+                                    _allow_scripts())["name"]
+
+
+def _allow_scripts():
+    """The role's default opengram_npm_allow_scripts (no scenario overrides it)."""
+    import yaml
+
+    with open(os.path.join(PROJECT, "roles/opengram/defaults/main.yml"), encoding="utf-8") as fh:
+        return yaml.safe_load(fh)["opengram_npm_allow_scripts"]
 
 
 def ansible_json(pattern, expression):
@@ -98,6 +133,8 @@ class Site:
         self.other_client = other_client
         self.__dict__.update(facts)
         self.base = "https://" + facts["domain"]
+        # The release directory the inventory's version and tarball make (issue 26).
+        self.release = release_name(self.version, self.tarball, self.locks_dir)
         if not self.token:  # issue 11: generated on the host (see the end of this file)
             self.token = host_instance_secret(self.host)
 

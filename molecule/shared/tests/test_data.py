@@ -20,7 +20,7 @@ import urllib.parse
 import pytest
 
 import playbook as playbooks
-from conftest import ansible_json, assert_other_sites_answer_as_before, host_instance_secret, run_playbook
+from conftest import ansible_json, assert_other_sites_answer_as_before, host_instance_secret, release_name, run_playbook
 from playbook import recap
 
 HOME = "/var/lib/opengram"
@@ -179,9 +179,10 @@ def stored(site):
 # ---- tests (file order matters) ---------------------------------------------------------
 
 def test_upgrade_keeps_every_chat_upload_and_push_key(site, stored, scenario, next_version):
-    old = site.version
+    old = site.release
     before = archives(site)
     tarball = "%s/opengramsh-opengram-%s.tgz" % (scenario["artifacts"], next_version)
+    new_release = release_name(next_version, tarball, site.locks_dir)
     run = run_playbook("--limit", site.name, "-e", "opengram_version=" + next_version,
                        "-e", "opengram_npm_tarball=" + tarball)
     assert run.returncode == 0, output(run)
@@ -189,7 +190,7 @@ def test_upgrade_keeps_every_chat_upload_and_push_key(site, stored, scenario, ne
     assert health(site)["version"] == next_version
     assert_intact(site, stored)
     releases = site.host.file("/opt/opengram/current")
-    assert releases.linked_to == "/opt/opengram/releases/" + next_version
+    assert releases.linked_to == "/opt/opengram/releases/" + new_release
     assert site.host.file("/opt/opengram/releases/" + old).is_directory
 
     # One backup, of the old version, taken before the switch, root only.

@@ -16,7 +16,7 @@ release rolled back from. The host ends as the inventory declares it.
 import json
 import re
 
-from conftest import run_playbook
+from conftest import release_name, run_playbook
 from playbook import recap, task_statuses
 # The data checks' own fixtures and helpers (test_offsite.py shares them too).
 from test_data import (  # noqa: F401 (lifecycle, next_version, scenario, stored: fixtures)
@@ -39,30 +39,31 @@ def printed(run):
 
 
 def test_rollback_is_refused_when_there_is_nothing_to_roll_back_to(site, lifecycle):
-    assert releases(site) == {site.version}, "this check needs a host with one release (test_data/test_offsite leave one)"
+    assert releases(site) == {site.release}, "this check needs a host with one release (test_data/test_offsite leave one)"
     before = archives(site)
     run = playbook("rollback.yml", "--limit", site.name)
     assert run.returncode != 0, output(run)
     text = printed(run)
     assert "Cannot roll back %s (nothing was changed on any host)" % site.name in text, output(run)
     assert ("%s is the only release under %s: there is no previous release to roll back to"
-            % (site.version, RELEASES)) in text, output(run)
+            % (site.release, RELEASES)) in text, output(run)
     assert archives(site) == before, "a refused rollback took a backup"
-    assert site.host.file(CURRENT).linked_to == "%s/%s" % (RELEASES, site.version)
+    assert site.host.file(CURRENT).linked_to == "%s/%s" % (RELEASES, site.release)
     answer = health(site)
     assert (answer["status"], answer["version"]) == ("ok", site.version), answer
 
 
 def test_rollback_returns_to_the_previous_release_with_the_data_of_before_the_upgrade(
         site, stored, scenario, next_version, lifecycle):
-    old = site.version
+    old = site.release
     tarball = "%s/opengramsh-opengram-%s.tgz" % (scenario["artifacts"], next_version)
+    new = release_name(next_version, tarball, site.locks_dir)
     # Keeping one release still keeps the one a rollback needs.
     run = run_playbook("--limit", site.name, "-e", "opengram_version=" + next_version,
                        "-e", "opengram_npm_tarball=" + tarball, "-e", "opengram_releases_keep=1")
     assert run.returncode == 0, output(run)
     assert health(site)["version"] == next_version
-    assert releases(site) == {old, next_version}
+    assert releases(site) == {old, new}
 
     # Users go on writing under the new release...
     late_chat = create_chat(site, "after-the-upgrade")
@@ -74,9 +75,9 @@ def test_rollback_returns_to_the_previous_release_with_the_data_of_before_the_up
     # not that one (the rollback below restores it).
     host = site.host
     switch_archive, switched_to = host.check_output("cat %s/.before-switch", BACKUPS).split()
-    assert switched_to == next_version and ARCHIVE_NAME.match(switch_archive), switch_archive
+    assert switched_to == new and ARCHIVE_NAME.match(switch_archive), switch_archive
     manifest = json.loads(archive_member(site, "%s/%s" % (BACKUPS, switch_archive), "./backup.json"))
-    assert (manifest["version"], manifest["reason"]) == (old, "before the switch to %s" % next_version), manifest
+    assert (manifest["version"], manifest["reason"]) == (old, "before the switch to %s" % new), manifest
     keep = int(host.check_output("sed -n 's/^OPENGRAM_BACKUP_KEEP=//p' /etc/opengram/backup.env").strip("'\""))
     assert keep > 0, "this check needs a retention (opengram_backup_keep > 0)"
     # The timer's own command (opengram-backup.service's ExecStart; test_offsite
@@ -99,13 +100,13 @@ def test_rollback_returns_to_the_previous_release_with_the_data_of_before_the_up
     assert run.returncode == 0, output(run)
 
     # The first version serves, through the proxy, the data of before the upgrade.
-    assert health(site)["version"] == old
+    assert health(site)["version"] == site.version
     assert_intact(site, stored)
     assert late_chat not in chats(site)
     assert download_sha256(site, late_upload["id"]) is None
     assert app_written(site) == "ogd-lifecycle-stored", "the config is not the one of before the upgrade"
     assert site.host.file(CURRENT).linked_to == "%s/%s" % (RELEASES, old)
-    assert releases(site) == {old, next_version}, "the rollback removed a release"
+    assert releases(site) == {old, new}, "the rollback removed a release"
     for path in (HOME + "/data/opengram.db", HOME + "/data/uploads", CONFIG,
                  *(HOME + "/" + u["path"] for u in stored["uploads"].values())):
         assert site.host.file(path).user == "opengram", path
@@ -113,16 +114,16 @@ def test_rollback_returns_to_the_previous_release_with_the_data_of_before_the_up
     # The run says what was set aside and where: an archive of the data as it
     # was at the rollback, with everything written after the upgrade in it.
     text = printed(run)
-    assert "Rolled back %s from Opengram %s to %s" % (site.name, next_version, old) in text, output(run)
+    assert "Rolled back %s from Opengram %s to %s" % (site.name, new, old) in text, output(run)
     found = re.search(r"Set aside: everything written after \S+ .*? The data as it was at this rollback is in "
                       r"(%s/\S+\.tar\.gz) on %s" % (re.escape(BACKUPS), re.escape(site.name)), text)
     assert found, output(run)
     aside = found.group(1)
-    assert ARCHIVE_NAME.match(aside.rsplit("/", 1)[1]) and aside.endswith("-%s.tar.gz" % next_version), aside
+    assert ARCHIVE_NAME.match(aside.rsplit("/", 1)[1]) and aside.endswith("-%s.tar.gz" % new), aside
     assert (site.host.file(aside).user, site.host.file(aside).mode) == ("root", 0o600)
     manifest = json.loads(archive_member(site, aside, "./backup.json"))
     assert (manifest["version"], manifest["reason"]) == (
-        next_version, "before the rollback from %s to %s" % (next_version, old)), manifest
+        new, "before the rollback from %s to %s" % (new, old)), manifest
     assert "./data/" + late_upload["storage_path"] in site.host.check_output("tar -tzf %s", aside).split()
     kept_config = json.loads(archive_member(site, aside, "./opengram.config.json"))
     assert kept_config["autoRename"]["modelId"] == "ogd-rollback-after-the-upgrade"
@@ -137,7 +138,7 @@ def test_a_second_rollback_is_refused_and_the_next_deploy_prunes_the_release_rol
     run = playbook("rollback.yml", "--limit", site.name)
     assert run.returncode != 0, output(run)
     text = printed(run)
-    assert "%s runs since a rollback" % site.version in text, output(run)
+    assert "%s runs since a rollback" % site.release in text, output(run)
     assert "nothing further to roll back to" in text, output(run)
     assert archives(site) == before, "a refused rollback took a backup"
     assert health(site)["version"] == site.version
@@ -146,7 +147,7 @@ def test_a_second_rollback_is_refused_and_the_next_deploy_prunes_the_release_rol
     # back from goes (nothing needs it now), nothing else changes.
     run = run_playbook("--limit", site.name, "-e", "opengram_releases_keep=1")
     assert run.returncode == 0, output(run)
-    assert releases(site) == {site.version}
+    assert releases(site) == {site.release}
     assert task_statuses(run.stdout, PRUNE_TASK) == ["changed"], output(run)
     assert recap(run.stdout, site.name)["changed"] == 1, output(run)
     assert health(site)["version"] == site.version

@@ -90,6 +90,17 @@ def version_key(name):
     return (1, (int(major), int(minor), int(patch)), pre_key, name)
 
 
+# A release directory is named <version>+<id> (filter_plugins/opengram_release.py);
+# older ones are named by the version alone.
+RELEASE_NAME = re.compile(r"^(.+)[+.][0-9a-f]{12}$")
+
+
+def version_of(name):
+    """The package version a release directory's name stands for (what opengram_version takes)."""
+    match = RELEASE_NAME.match(name)
+    return match.group(1) if match else name
+
+
 def archive_time(name):
     """Seconds since the epoch of an archive name <UTC timestamp>-<version>.tar.gz."""
     stamp = datetime.datetime.strptime(name[:16], STAMP).replace(tzinfo=datetime.timezone.utc)
@@ -237,7 +248,7 @@ def _plan(install_dir, backup_dir, package, keep, name_pattern, want_manifest):
                 "-e opengram_version=%s, then fetch %s and restore it with playbooks/restore.yml "
                 "-e opengram_restore_archive=<the fetched copy>."
                 % (live, version, archive, releases_dir, version,
-                   "incomplete" if version in releases else "gone (pruned or removed)", version, archive))
+                   "incomplete" if version in releases else "gone (pruned or removed)", version_of(version), archive))
             return result
         result["target"] = {"version": version, "archive": archive, "taken": taken, "reason": reason}
         return result
@@ -248,7 +259,8 @@ def _plan(install_dir, backup_dir, package, keep, name_pattern, want_manifest):
             "To go forward again: ansible-playbook site.yml --limit {host} -e opengram_version=%s, then, "
             "to get that data back, fetch the archive and run ansible-playbook playbooks/restore.yml "
             "--limit {host} -e opengram_restore_archive=<the fetched copy>."
-            % (live, result["switched_at"], reason, data.get("version", "?"), archive, data.get("version", "VERSION")))
+            % (live, result["switched_at"], reason, data.get("version", "?"), archive,
+               version_of(str(data.get("version", "VERSION")))))
         return result
     result["problem"] = (
         "the newest backup taken before %s went live (%s) is %s, taken %s with reason '%s', not the "
