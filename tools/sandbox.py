@@ -303,18 +303,13 @@ def state_file(work: Path) -> Path:
     return work / "state.json"
 
 
-def check_and_record(choice: Choice, version: str, created: bool, work: Path) -> None:
-    """The role installs a version once: switching real <-> stand-in needs a fresh container."""
-    path = state_file(work)
+def record(choice: Choice, version: str, work: Path) -> None:
+    """Which package the sandbox runs. Switching between the stand-in and the real release is a
+    normal run: the role installs the other package as a release of its own (issue 26); from
+    the stand-in to the real release it first refuses the stand-in's JSON document at
+    data/opengram.db (the real release needs SQLite there) and says how to move it away."""
     kind = "standin" if choice.standin else "real"
-    previous = read_stamp(path) if not created else None
-    if previous and previous.get("version") == version and previous.get("package") != kind:
-        label = {"standin": "stand-in (test fixture)", "real": "real"}
-        raise SandboxError(
-            f"{NAME} already has the {label.get(previous.get('package'), '?')} package installed "
-            f"as {version}, and the role would keep it. Run `python3 tools/sandbox.py down` "
-            f"first to switch to the {label[kind]} one.")
-    write_stamp(path, kind, package=kind, version=version)
+    write_stamp(state_file(work), kind, package=kind, version=version)
 
 
 # ---------------------------------------------------------------------------
@@ -360,7 +355,7 @@ def cmd_up(force: str | None, package_path: Path | None = None) -> int:
         created = ensure_container(domain)
         systemd = wait_for_systemd()
         say(f"container {NAME}: {'created' if created else 'already there'}, systemd {systemd}")
-        check_and_record(choice, version, created, work)
+        record(choice, version, work)
         t = lap("container", t)
 
         log = work / "playbook.log"

@@ -42,7 +42,7 @@ _FACTS = (
 
 
 @functools.lru_cache(maxsize=None)
-def _release_filters():
+def release_filters():
     """roles/opengram/filter_plugins/opengram_release.py: how the role names a release."""
     import importlib.util
 
@@ -57,16 +57,16 @@ def _release_filters():
 def release_name(version, tarball, locks_dir):
     """The directory under releases/ the role installs `version` into (from `tarball` and the
     lock in `locks_dir`): <version>+<id>, the id a hash of the package's integrity and the lock."""
-    filters = _release_filters()
+    filters = release_filters()
     with open(os.path.join(locks_dir, version, "package-lock.json"), encoding="utf-8") as fh:
         lock = json.load(fh)
     return filters.opengram_release(lock, "@opengramsh/opengram", version,
                                     os.path.basename(tarball) if tarball else "",
                                     filters.opengram_file_integrity(tarball) if tarball else "",
-                                    _allow_scripts())["name"]
+                                    role_allow_scripts())["name"]
 
 
-def _allow_scripts():
+def role_allow_scripts():
     """The role's default opengram_npm_allow_scripts (no scenario overrides it)."""
     import yaml
 

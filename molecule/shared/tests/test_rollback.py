@@ -18,6 +18,7 @@ import re
 
 from conftest import release_name, run_playbook
 from playbook import recap, task_statuses
+from test_release import tree_digest
 # The data checks' own fixtures and helpers (test_offsite.py shares them too).
 from test_data import (  # noqa: F401 (lifecycle, next_version, scenario, stored: fixtures)
     ARCHIVE_NAME, BACKUPS, CONFIG, HOME, SQLITE_MAGIC, app_writes_config, app_written, archive_member, archives,
@@ -58,6 +59,7 @@ def test_rollback_returns_to_the_previous_release_with_the_data_of_before_the_up
     old = site.release
     tarball = "%s/opengramsh-opengram-%s.tgz" % (scenario["artifacts"], next_version)
     new = release_name(next_version, tarball, site.locks_dir)
+    old_tree = tree_digest(site.host, "%s/%s" % (RELEASES, old))
     # Keeping one release still keeps the one a rollback needs.
     run = run_playbook("--limit", site.name, "-e", "opengram_version=" + next_version,
                        "-e", "opengram_npm_tarball=" + tarball, "-e", "opengram_releases_keep=1")
@@ -106,6 +108,7 @@ def test_rollback_returns_to_the_previous_release_with_the_data_of_before_the_up
     assert download_sha256(site, late_upload["id"]) is None
     assert app_written(site) == "ogd-lifecycle-stored", "the config is not the one of before the upgrade"
     assert site.host.file(CURRENT).linked_to == "%s/%s" % (RELEASES, old)
+    assert tree_digest(site.host, CURRENT + "/") == old_tree, "the rollback does not run the previous tree as it was"
     assert releases(site) == {old, new}, "the rollback removed a release"
     for path in (HOME + "/data/opengram.db", HOME + "/data/uploads", CONFIG,
                  *(HOME + "/" + u["path"] for u in stored["uploads"].values())):

@@ -1,0 +1,101 @@
+"""What a host runs is decided by the repository (issue 26): the release directory the role
+installed is the one the inventory's version, tarball and lock name; the tree npm installed is
+exactly the lock (every package at the lock's version and integrity: nothing resolved on the
+day of the install); hosts of one platform that install one release hold identical trees,
+byte for byte. Read-only checks, on every Opengram host of the scenario."""
+
+import json
+
+import pytest
+
+from conftest import role_allow_scripts, release_filters
+
+CURRENT = "/opt/opengram/current"
+PACKAGE = "@opengramsh/opengram"
+
+# A digest of a directory tree: every path (sorted), its kind, its mode and its
+# content (files) or target (links). Run on the host with python3 (no other tool).
+TREE_DIGEST = r"""
+import hashlib, os, stat, sys
+root = sys.argv[1]
+total, count = hashlib.sha256(), 0
+for top, dirs, files in os.walk(root):
+    dirs.sort()
+    for name in sorted(dirs + files):
+        path = os.path.join(top, name)
+        info = os.lstat(path)
+        rel = os.path.relpath(path, root).encode()
+        if stat.S_ISLNK(info.st_mode):
+            entry = b"L " + rel + b" " + os.readlink(path).encode()
+        elif stat.S_ISDIR(info.st_mode):
+            entry = b"D " + rel + b" %o" % stat.S_IMODE(info.st_mode)
+        else:
+            with open(path, "rb") as fh:
+                entry = b"F " + rel + b" %o " % stat.S_IMODE(info.st_mode) + hashlib.sha256(fh.read()).hexdigest().encode()
+            count += 1
+        total.update(entry + b"\n")
+print(total.hexdigest(), count)
+"""
+
+
+def tree_digest(host, path):
+    """(sha256 over the tree, number of files) of `path` on `host`."""
+    digest, count = host.check_output("python3 -c %s %s", TREE_DIGEST, path).split()
+    return digest, int(count)
+
+
+def read_json(host, path):
+    return json.loads(host.check_output("cat %s", path))
+
+
+def test_the_live_release_is_the_one_the_inventory_names(site):
+    assert site.host.file(CURRENT).linked_to == "/opt/opengram/releases/" + site.release
+
+
+def test_the_installed_tree_is_the_lock_the_repository_holds(site):
+    """The lock on the host is the repository's, rendered for this install; npm's record of what
+    it installed (node_modules/.package-lock.json) names every package at the lock's version
+    and integrity."""
+    filters = release_filters()
+    with open("%s/%s/package-lock.json" % (site.locks_dir, site.version), encoding="utf-8") as fh:
+        repository_lock = json.load(fh)
+    tarball = site.tarball
+    plan = filters.opengram_release(repository_lock, PACKAGE, site.version,
+                                    tarball.rsplit("/", 1)[-1] if tarball else "",
+                                    filters.opengram_file_integrity(tarball) if tarball else "", role_allow_scripts())
+    lib = "/opt/opengram/releases/%s/lib" % site.release
+    assert read_json(site.host, lib + "/package-lock.json") == plan["lock"]
+    assert read_json(site.host, lib + "/package.json") == plan["package_json"]
+    installed = read_json(site.host, lib + "/node_modules/.package-lock.json")["packages"]
+    locked = plan["lock"]["packages"]
+    assert installed, "npm recorded no installed package"
+    for path, meta in installed.items():
+        assert path in locked, "%s is installed but not in the lock" % path
+        assert (meta.get("version"), meta.get("integrity")) == (locked[path].get("version"), locked[path].get("integrity")), path
+    # Every package the lock names for every platform is there, except the
+    # optional ones for other platforms (sharp's prebuilt binaries per OS/CPU).
+    missing = [p for p, m in locked.items() if p and p not in installed and not m.get("optional")]
+    assert not missing, "in the lock but not installed: %s" % missing
+
+
+def test_hosts_of_one_platform_hold_identical_release_trees(deployment):
+    """Every host of one platform (distribution release, architecture, Node.js ABI) that runs
+    one release holds the same bytes: the lock decides, not the host or the hour."""
+    import testinfra
+
+    groups = {}
+    for name in sorted(deployment):
+        host = testinfra.get_host("docker://" + name)
+        platform = host.check_output(
+            ". /etc/os-release; echo \"$ID $VERSION_ID $(uname -m) node-abi-$(node -p process.versions.modules)\"")
+        release = host.file(CURRENT).linked_to
+        groups.setdefault((platform, release), []).append((name, tree_digest(host, release)))
+    shared = {key: members for key, members in groups.items() if len(members) > 1}
+    if not shared:
+        pytest.skip("no two hosts of this scenario run one release on one platform: %s" % sorted(groups))
+    for (platform, release), members in shared.items():
+        digests = {digest for _, digest in members}
+        assert len(digests) == 1, "%s on %s differs between hosts: %s" % (release, platform, members)
+        (_, count), = digests
+        assert count > 0
+

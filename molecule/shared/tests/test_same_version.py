@@ -1,0 +1,71 @@
+"""Release identity = what was installed, not the version string (issue 26 item 3).
+
+A second tarball of the SAME version (a rebuilt or patched package: the stand-in built again
+with a label) installs a new release beside the old one and restarts into it, keeping every
+chat; the inventory's tarball then switches back to the old release without installing it
+again, and a deploy that keeps one release prunes the other. Where the scenario runs the data
+checks (ogd_test_lifecycle: molecule/upgrade); it ends with the host as the inventory declares.
+"""
+
+import os
+import subprocess
+import sys
+
+from conftest import PROJECT, release_name, run_playbook
+from playbook import recap, task_statuses
+from test_data import chats, create_chat, health, lifecycle, output  # noqa: F401 (lifecycle: a fixture)
+
+RELEASES = "/opt/opengram/releases"
+CURRENT = "/opt/opengram/current"
+INSTALL_TASK = "opengram : Install Opengram as release %s"
+MANIFEST = "/opt/opengram/current/lib/node_modules/@opengramsh/opengram/package.json"
+
+
+def main_pid(site):
+    return site.host.check_output("systemctl show -P MainPID opengram")
+
+
+def releases(site):
+    return set(site.host.check_output("ls -1 %s", RELEASES).split())
+
+
+def test_another_tarball_of_the_same_version_is_another_release(site, lifecycle, tmp_path):
+    original = site.release
+    assert releases(site) == {original}, "this check needs a host with one release (the files before leave one)"
+    chat = create_chat(site, "before-the-rebuild")
+    build = subprocess.run([sys.executable, os.path.join(PROJECT, "tests/fixtures/opengram-standin/build.py"),
+                            "--version", site.version, "--out", str(tmp_path), "--label", "rebuilt"],
+                           capture_output=True, text=True, check=True)
+    rebuilt = build.stdout.strip().splitlines()[-1]
+    locks = str(tmp_path / "locks")
+    new = release_name(site.version, rebuilt, locks)
+    assert new != original and new.startswith(site.version + "+")
+    pid = main_pid(site)
+
+    run = run_playbook("--limit", site.name, "-e", "opengram_npm_tarball=" + rebuilt,
+                       "-e", "opengram_npm_locks_dir=" + locks)
+    assert run.returncode == 0, output(run)
+    assert task_statuses(run.stdout, INSTALL_TASK % new) == ["changed"], output(run)
+    assert site.host.file(CURRENT).linked_to == "%s/%s" % (RELEASES, new)
+    assert releases(site) == {original, new}, "the previous release must stay for a rollback"
+    assert main_pid(site) != pid, "Opengram was not restarted into the new release"
+    assert "Build: rebuilt" in site.host.check_output("cat %s", MANIFEST)
+    assert health(site)["version"] == site.version
+    assert chat in chats(site)
+
+    # The inventory's tarball again: its release is still complete, so nothing is
+    # installed; "current" switches back and Opengram restarts. Keeping one
+    # release prunes the rebuilt one.
+    pid = main_pid(site)
+    run = run_playbook("--limit", site.name, "-e", "opengram_releases_keep=1")
+    assert run.returncode == 0, output(run)
+    assert task_statuses(run.stdout, INSTALL_TASK % original) == ["skipping"], output(run)
+    assert site.host.file(CURRENT).linked_to == "%s/%s" % (RELEASES, original)
+    assert releases(site) == {original}
+    assert main_pid(site) != pid, "Opengram was not restarted into the inventory's release"
+    assert "Build: rebuilt" not in site.host.check_output("cat %s", MANIFEST)
+    assert chat in chats(site)
+
+    run = run_playbook("--limit", site.name)
+    assert run.returncode == 0, output(run)
+    assert recap(run.stdout, site.name)["changed"] == 0, output(run)
