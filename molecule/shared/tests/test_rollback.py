@@ -58,14 +58,14 @@ def test_rollback_returns_to_the_previous_release_with_the_data_of_before_the_up
         site, stored, scenario, next_version, lifecycle):
     old = site.release
     tarball = "%s/opengramsh-opengram-%s.tgz" % (scenario["artifacts"], next_version)
-    new = release_name(next_version, tarball, site.locks_dir)
+    new_release = release_name(next_version, tarball, site.locks_dir)
     old_tree = tree_digest(site.host, "%s/%s" % (RELEASES, old))
     # Keeping one release still keeps the one a rollback needs.
     run = run_playbook("--limit", site.name, "-e", "opengram_version=" + next_version,
                        "-e", "opengram_npm_tarball=" + tarball, "-e", "opengram_releases_keep=1")
     assert run.returncode == 0, output(run)
     assert health(site)["version"] == next_version
-    assert releases(site) == {old, new}
+    assert releases(site) == {old, new_release}
 
     # Users go on writing under the new release...
     late_chat = create_chat(site, "after-the-upgrade")
@@ -77,9 +77,9 @@ def test_rollback_returns_to_the_previous_release_with_the_data_of_before_the_up
     # not that one (the rollback below restores it).
     host = site.host
     switch_archive, switched_to = host.check_output("cat %s/.before-switch", BACKUPS).split()
-    assert switched_to == new and ARCHIVE_NAME.match(switch_archive), switch_archive
+    assert switched_to == new_release and ARCHIVE_NAME.match(switch_archive), switch_archive
     manifest = json.loads(archive_member(site, "%s/%s" % (BACKUPS, switch_archive), "./backup.json"))
-    assert (manifest["version"], manifest["reason"]) == (old, "before the switch to %s" % new), manifest
+    assert (manifest["version"], manifest["reason"]) == (old, "before the switch to %s" % new_release), manifest
     keep = int(host.check_output("sed -n 's/^OPENGRAM_BACKUP_KEEP=//p' /etc/opengram/backup.env").strip("'\""))
     assert keep > 0, "this check needs a retention (opengram_backup_keep > 0)"
     # The timer's own command (opengram-backup.service's ExecStart; test_offsite
@@ -109,7 +109,7 @@ def test_rollback_returns_to_the_previous_release_with_the_data_of_before_the_up
     assert app_written(site) == "ogd-lifecycle-stored", "the config is not the one of before the upgrade"
     assert site.host.file(CURRENT).linked_to == "%s/%s" % (RELEASES, old)
     assert tree_digest(site.host, CURRENT + "/") == old_tree, "the rollback does not run the previous tree as it was"
-    assert releases(site) == {old, new}, "the rollback removed a release"
+    assert releases(site) == {old, new_release}, "the rollback removed a release"
     for path in (HOME + "/data/opengram.db", HOME + "/data/uploads", CONFIG,
                  *(HOME + "/" + u["path"] for u in stored["uploads"].values())):
         assert site.host.file(path).user == "opengram", path
@@ -117,16 +117,16 @@ def test_rollback_returns_to_the_previous_release_with_the_data_of_before_the_up
     # The run says what was set aside and where: an archive of the data as it
     # was at the rollback, with everything written after the upgrade in it.
     text = printed(run)
-    assert "Rolled back %s from Opengram %s to %s" % (site.name, new, old) in text, output(run)
+    assert "Rolled back %s from Opengram %s to %s" % (site.name, new_release, old) in text, output(run)
     found = re.search(r"Set aside: everything written after \S+ .*? The data as it was at this rollback is in "
                       r"(%s/\S+\.tar\.gz) on %s" % (re.escape(BACKUPS), re.escape(site.name)), text)
     assert found, output(run)
     aside = found.group(1)
-    assert ARCHIVE_NAME.match(aside.rsplit("/", 1)[1]) and aside.endswith("-%s.tar.gz" % new), aside
+    assert ARCHIVE_NAME.match(aside.rsplit("/", 1)[1]) and aside.endswith("-%s.tar.gz" % new_release), aside
     assert (site.host.file(aside).user, site.host.file(aside).mode) == ("root", 0o600)
     manifest = json.loads(archive_member(site, aside, "./backup.json"))
     assert (manifest["version"], manifest["reason"]) == (
-        new, "before the rollback from %s to %s" % (new, old)), manifest
+        new_release, "before the rollback from %s to %s" % (new_release, old)), manifest
     assert "./data/" + late_upload["storage_path"] in site.host.check_output("tar -tzf %s", aside).split()
     kept_config = json.loads(archive_member(site, aside, "./opengram.config.json"))
     assert kept_config["autoRename"]["modelId"] == "ogd-rollback-after-the-upgrade"
