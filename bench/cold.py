@@ -39,9 +39,10 @@ from tools.ogd.env import ensure_all
 # The steps of a cold converge worth naming, matched on profile_tasks' task
 # names ("role : name"): apt (the index refresh, and the roles' package tasks
 # in common/tasks/packages.yml, named after what they install) and the npm
-# install with the native build.
+# install with the native build (named "Install the npm package at version X"
+# before the locks of f14edf2, "Install Opengram X as release Y" since).
 STEPS = {"apt": ("opengram : Refresh the apt cache", "common : Install "),
-         "npm install": ("opengram : Install the npm package",)}
+         "npm install": ("opengram : Install the npm package", "opengram : Install Opengram ")}
 
 
 def steps(profile: list[dict]) -> dict[str, float]:

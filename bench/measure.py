@@ -196,9 +196,12 @@ def engine_cpu_delta(before: dict[int, int], after: dict[int, int]) -> float:
 
 def playbook(name: str, playbook_path: str, inventory: Path, env: dict, work: Path,
              limit: list[str] | None = None, timeout: float = 3600,
-             extra: dict | None = None, cpu_of: list[str] | None = None) -> PlaybookRun:
+             extra: dict | None = None, cpu_of: list[str] | None = None,
+             tree: Path = ROOT) -> PlaybookRun:
     """One timed ansible-playbook run; cpu_of: containers whose CPU time is read
-    around it (the controller's own CPU time is always read)."""
+    around it (the controller's own CPU time is always read); tree: the
+    checkout it runs from (another commit's exported tree: its playbooks,
+    roles and ansible.cfg)."""
     log = work / "logs" / f"{name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     cmd = ["ansible-playbook", playbook_path, "-i", str(inventory)]
@@ -209,7 +212,7 @@ def playbook(name: str, playbook_path: str, inventory: Path, env: dict, work: Pa
     say(f"ansible: {name}: {shlex.join(cmd)}  (log {log})")
     penv = {**env, "PROFILE_TASKS_TASK_OUTPUT_LIMIT": "all", "PROFILE_TASKS_SORT_ORDER": "descending",
             "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks", "ANSIBLE_NOCOLOR": "1",
-            "ANSIBLE_FORCE_COLOR": "0", "MOLECULE_PROJECT_DIRECTORY": str(ROOT)}
+            "ANSIBLE_FORCE_COLOR": "0", "MOLECULE_PROJECT_DIRECTORY": str(tree)}
     files = container_cpu_files(cpu_of) if cpu_of else None
     # Only this thread starts processes: the children's rusage between the two
     # readings is ansible-playbook's and its descendants' (those it waited for).
@@ -218,7 +221,7 @@ def playbook(name: str, playbook_path: str, inventory: Path, env: dict, work: Pa
     t0 = time.monotonic()
     with open(log, "w") as fh:
         try:
-            proc = subprocess.run(cmd, cwd=ROOT, env=penv, stdin=subprocess.DEVNULL, stdout=fh,
+            proc = subprocess.run(cmd, cwd=tree, env=penv, stdin=subprocess.DEVNULL, stdout=fh,
                                   stderr=subprocess.STDOUT, timeout=timeout)
         except subprocess.TimeoutExpired as exc:
             raise BenchError(f"{name}: ansible-playbook timed out; log {log}") from exc
@@ -573,17 +576,19 @@ def deploy_cost(settings: Settings, env: dict, work: Path, hosts: list[Host],
     return summarize_deploy(runs, overhead, series, setup)
 
 
-def cold_converge(name: str, hosts: list[Host], env: dict, work: Path) -> PlaybookRun:
-    """site.yml on one fresh host from the bare base image (the install path
-    users hit), beside the running hosts (Pebble); the host is removed after."""
-    fleet = fleet_hosts(1)
+def cold_converge(name: str, hosts: list[Host], env: dict, work: Path, n: int = 1,
+                  tree: Path = ROOT) -> PlaybookRun:
+    """site.yml on n fresh hosts at once from the bare base image (the install
+    path users hit), beside the running hosts (Pebble), from tree's checkout;
+    the hosts are removed after."""
+    fleet = fleet_hosts(n)
     names = [h.name for h in fleet]
-    say(f"cold converge: a fresh container from {BASE_IMAGE}")
+    say(f"cold converge: {n} fresh container(s) from {BASE_IMAGE}")
     remove_containers(names)
     create_containers(fleet)
     try:
         return playbook(name, "site.yml", write_inventory(work, hosts + fleet), env, work, limit=names,
-                        cpu_of=names)
+                        cpu_of=names, tree=tree)
     finally:
         remove_containers(names)
 

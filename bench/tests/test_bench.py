@@ -422,3 +422,60 @@ def test_deploy_tables_of_a_smoke_run_have_no_slope():
     results = fake_deploy_results(sizes=(1,))
     text = report.tables(results, md=False)
     assert "per extra host" not in text and "No-change site.yml on 1..N" in text
+
+
+FLEET_LOG = """\
+2026-12-07 10:00:00,000 p=7 u=root n=ansible INFO| PLAY [Deploy Opengram] *****
+2026-12-07 10:00:01,000 p=7 u=root n=ansible INFO| TASK [opengram : Refresh the apt cache] *****
+2026-12-07 10:00:01,010 p=7 u=root n=ansible INFO| Sunday 07 December 2026  10:00:01 +0000 (0:00:01.000)  0:00:01.000 ***
+2026-12-07 10:00:03,500 p=7 u=root n=ansible INFO| ok: [ogdbench-fleet-2]
+2026-12-07 10:00:05,000 p=7 u=root n=ansible INFO| ok: [ogdbench-fleet-1]
+2026-12-07 10:00:05,000 p=7 u=root n=ansible INFO| TASK [common : Install nodejs, npm] *****
+2026-12-07 10:00:15,000 p=7 u=root n=ansible INFO| changed: [ogdbench-fleet-1]
+2026-12-07 10:00:25,250 p=7 u=root n=ansible INFO| changed: [ogdbench-fleet-2] => (item=x)
+  a continuation line without a stamp: [ogdbench-fleet-1]
+2026-12-07 10:00:25,500 p=7 u=root n=ansible INFO| TASK [opengram : Copy the package tarball] *****
+2026-12-07 10:00:26,000 p=7 u=root n=ansible INFO| changed: [ogdbench-fleet-1]
+2026-12-07 10:00:26,000 p=7 u=root n=ansible INFO| changed: [ogdbench-fleet-2]
+2026-12-07 10:00:30,000 p=7 u=root n=ansible INFO| TASK [opengram : Install Opengram 0.2.1 as release 0.2.1+abc] ***
+2026-12-07 10:00:40,000 p=7 u=root n=ansible INFO| changed: [ogdbench-fleet-2]
+2026-12-07 10:00:50,000 p=7 u=root n=ansible INFO| changed: [ogdbench-fleet-1 -> localhost]
+2026-12-07 10:00:51,000 p=7 u=root n=ansible INFO| PLAY RECAP *****
+"""
+
+
+def test_cold_fleet_host_steps_from_the_timed_log():
+    import cold_fleet
+    got = cold_fleet.host_steps(FLEET_LOG)
+    assert got == {"ogdbench-fleet-1": {"apt": pytest.approx(14.0), "npm install": pytest.approx(20.0)},
+                   "ogdbench-fleet-2": {"apt": pytest.approx(22.75), "npm install": pytest.approx(10.0)}}
+    # the task name before the locks (HEAD~1 of f14edf2) is the same step
+    old = FLEET_LOG.replace("Install Opengram 0.2.1 as release 0.2.1+abc", "Install the npm package at version 0.2.1")
+    assert cold_fleet.host_steps(old)["ogdbench-fleet-1"]["npm install"] == pytest.approx(20.0)
+    recap = {"ogdbench-fleet-1": {"changed": 30}, "ogdbench-fleet-2": {"changed": 31}, "localhost": {"changed": 1}}
+    hosts = cold_fleet.per_host(recap, FLEET_LOG, ["ogdbench-fleet-1", "ogdbench-fleet-2", "ogdbench-fleet-3"])
+    assert sorted(hosts) == ["ogdbench-fleet-1", "ogdbench-fleet-2"]
+    assert hosts["ogdbench-fleet-2"]["changed"] == 31
+    assert cold_fleet.per_host(recap, "", ["ogdbench-fleet-1"]) == {
+        "ogdbench-fleet-1": {"apt": 0.0, "npm install": 0.0, "changed": 30}}
+
+
+def test_cold_fleet_alternates_and_summarizes():
+    import cold_fleet
+    assert cold_fleet.ab_order(3) == [(1, "old"), (1, "new"), (2, "new"), (2, "old"), (3, "old"), (3, "new")]
+
+    def fleet_run(which, seconds, npm, host_cpu=6.0):
+        return {"name": f"cold-fleet-2-{which}", "ref": which, "commit": which[0] * 10, "seconds": seconds,
+                "controller_cpu": 4.0, "host_cpu": host_cpu, "steps": {"apt": 30.0, "npm install": max(npm)},
+                "per_host": {f"h{i}": {"apt": 20.0 + i, "npm install": s, "changed": 30 + i}
+                             for i, s in enumerate(npm)}}
+    runs = [fleet_run("old", 100.0, [10.0, 30.0]), fleet_run("new", 80.0, [5.0, 7.0]),
+            fleet_run("new", 90.0, [6.0, 8.0], host_cpu=None), fleet_run("old", 110.0, [12.0, 14.0])]
+    s = cold_fleet.summarize(runs)
+    assert s["old"]["seconds"] == 105.0 and s["old"]["runs"] == 2
+    assert s["old"]["per_host"]["npm install"] == {"median": 13.0, "max": 30.0}
+    assert s["old"]["cpu"] == 10.0 and s["new"]["cpu"] is None  # one run's containers unreadable
+    assert s["new"]["changed_per_host"] == {"median": 30.5, "max": 31}
+    text = cold_fleet.table({"runs": runs, "summary": s})
+    assert "| **old**, median of 2 | oooooooooo | 105.0 | 13.0 / 30.0 | 20.5 / 21.0 | 30.5 / 31 | 4.0 | 6.0 |" in text
+    assert text.count("\n") == 1 + len(runs) + 2
