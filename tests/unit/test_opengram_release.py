@@ -125,3 +125,28 @@ def test_every_lock_in_the_repository_is_complete(lock):
             continue
         assert meta.get("version") and str(meta.get("integrity", "")).startswith("sha512-"), path
         assert "resolved" not in meta, "%s: a registry URL in the lock (the host's registry serves it)" % path
+
+
+def test_lock_tool_writes_a_complete_canonical_lock_of_a_packed_release(tmp_path):
+    """tools/lock.py on the stand-in (no dependencies: npm resolves offline): the lock names the
+    package at its version with the tarball's integrity, no registry URL, in canonical JSON."""
+    import importlib.util
+
+    def module(path, name):
+        spec = importlib.util.spec_from_file_location(name, ROOT / path)
+        loaded = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(loaded)
+        return loaded
+
+    build = module("tests/fixtures/opengram-standin/build.py", "standin_build")
+    lock_tool = module("tools/lock.py", "ogd_lock")
+    tarball = build.build("0.3.0", tmp_path / "dist")
+    written = tmp_path / "dist" / "locks" / "0.3.0" / "package-lock.json"
+    data = json.loads(written.read_text())
+    assert written.read_text() == release.canonical_json(data)
+    assert release.lock_problems(data, PKG, "0.3.0") == []
+    entry = data["packages"]["node_modules/" + PKG]
+    assert entry["integrity"] == release.opengram_file_integrity(tarball) and "resolved" not in entry
+    assert data["packages"][""]["dependencies"] == {PKG: "0.3.0"}
+    with pytest.raises(lock_tool.LockError, match="not @opengramsh/opengram 0.3.1"):
+        lock_tool.make_lock("0.3.1", tarball=tarball, offline=True)

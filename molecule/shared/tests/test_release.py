@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from conftest import role_allow_scripts, release_filters
+from conftest import ansible_json, release_filters, role_allow_scripts
 
 CURRENT = "/opt/opengram/current"
 PACKAGE = "@opengramsh/opengram"
@@ -78,9 +78,8 @@ def test_the_installed_tree_is_the_lock_the_repository_holds(site):
     assert not missing, "in the lock but not installed: %s" % missing
 
 
-def test_hosts_of_one_platform_hold_identical_release_trees(deployment):
-    """Every host of one platform (distribution release, architecture, Node.js ABI) that runs
-    one release holds the same bytes: the lock decides, not the host or the hour."""
+def platform_groups(deployment):
+    """{(platform, live release): [(host name, testinfra host)]} of the scenario's Opengram hosts."""
     import testinfra
 
     groups = {}
@@ -88,8 +87,30 @@ def test_hosts_of_one_platform_hold_identical_release_trees(deployment):
         host = testinfra.get_host("docker://" + name)
         platform = host.check_output(
             ". /etc/os-release; echo \"$ID $VERSION_ID $(uname -m) node-abi-$(node -p process.versions.modules)\"")
-        release = host.file(CURRENT).linked_to
-        groups.setdefault((platform, release), []).append((name, tree_digest(host, release)))
+        groups.setdefault((platform, host.file(CURRENT).linked_to), []).append((name, host))
+    return groups
+
+
+def test_one_host_per_platform_built_the_release_the_others_have_no_npm_nor_compiler(deployment):
+    """opengram_build_once: of the hosts of one platform that installed one release, one built it
+    (npm and g++ installed); the others received its tree and have neither. Only where the hosts
+    start without those packages (ogd_test_bare_hosts: the bare base image of `real`)."""
+    if not any(ansible_json("opengram", "ogd_test_bare_hosts | default(false) | bool").values()):
+        pytest.skip("the hosts start from an image with npm and g++ in it (ogd_test_bare_hosts is off)")
+    for key, members in platform_groups(deployment).items():
+        have = {name: sorted(p for p in ("npm", "g++")
+                             if host.run("dpkg-query -W -f '${db:Status-Status}' %s", p).stdout == "installed")
+                for name, host in members}
+        builders = [name for name, packages in have.items() if packages]
+        assert len(builders) == 1, "%s: npm/g++ per host %s (exactly one host should have built)" % (key, have)
+        assert have[builders[0]] == ["g++", "npm"], have
+
+
+def test_hosts_of_one_platform_hold_identical_release_trees(deployment):
+    """Every host of one platform (distribution release, architecture, Node.js ABI) that runs
+    one release holds the same bytes: the lock decides, not the host or the hour."""
+    groups = {key: [(name, tree_digest(host, key[1])) for name, host in members]
+              for key, members in platform_groups(deployment).items()}
     shared = {key: members for key, members in groups.items() if len(members) > 1}
     if not shared:
         pytest.skip("no two hosts of this scenario run one release on one platform: %s" % sorted(groups))
