@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from conftest import ansible_json, release_filters, role_allow_scripts
+from conftest import ansible_json, release_filters, release_name, role_allow_scripts
 
 CURRENT = "/opt/opengram/current"
 PACKAGE = "@opengramsh/opengram"
@@ -120,3 +120,41 @@ def test_hosts_of_one_platform_hold_identical_release_trees(deployment):
         (_, count), = digests
         assert count > 0
 
+
+
+def test_a_registry_answer_that_does_not_match_the_lock_fails_and_changes_nothing(deployment, tmp_path):
+    """A lock whose integrity for one dependency is not what the registry serves (as a registry
+    serving other bytes would be): npm ci refuses it, the run fails naming EINTEGRITY and the
+    lock, and the host keeps running the release it ran (one host: the check is the same on all)."""
+    import testinfra
+
+    from conftest import run_playbook
+    from test_data import output
+
+    name = sorted(deployment)[0]
+    facts = deployment[name]
+    with open("%s/%s/package-lock.json" % (facts["locks_dir"], facts["version"]), encoding="utf-8") as fh:
+        lock = json.load(fh)
+    dependencies = sorted(p for p, meta in lock["packages"].items()
+                          if p and p != "node_modules/" + PACKAGE and not meta.get("optional"))
+    if not dependencies:
+        pytest.skip("this scenario's package has no dependency from the registry (the stand-in)")
+    victim = "node_modules/hono" if "node_modules/hono" in dependencies else dependencies[0]
+    lock["packages"][victim]["integrity"] = "sha512-" + "A" * 86 + "=="
+    locks = tmp_path / "locks" / facts["version"]
+    locks.mkdir(parents=True)
+    (locks / "package-lock.json").write_text(release_filters().canonical_json(lock))
+    host = testinfra.get_host("docker://" + name)
+    before = (host.file(CURRENT).linked_to, host.check_output("systemctl show -P MainPID opengram"))
+
+    refused = "/opt/opengram/releases/" + release_name(facts["version"], facts["tarball"], str(tmp_path / "locks"))
+    try:
+        run = run_playbook("--limit", name, "-e", "opengram_npm_locks_dir=%s" % (tmp_path / "locks"))
+        assert run.returncode != 0, output(run)
+        text = " ".join(output(run).split())
+        assert "EINTEGRITY" in text and "nothing switched" in text, output(run)
+        assert str(locks / "package-lock.json") in text, output(run)
+        assert (host.file(CURRENT).linked_to, host.check_output("systemctl show -P MainPID opengram")) == before
+        assert not host.file(refused).exists
+    finally:
+        host.run("rm -rf %s.partial", refused)  # the staging directory npm ci failed in

@@ -13,7 +13,7 @@ import sys
 
 from conftest import PROJECT, release_name, run_playbook
 from playbook import recap, task_statuses
-from test_data import chats, create_chat, health, lifecycle, output  # noqa: F401 (lifecycle: a fixture)
+from test_data import chats, create_chat, health, lifecycle, output, scenario  # noqa: F401 (lifecycle, scenario: fixtures)
 
 RELEASES = "/opt/opengram/releases"
 CURRENT = "/opt/opengram/current"
