@@ -3,7 +3,8 @@
 A second tarball of the SAME version (a rebuilt or patched package: the stand-in built again
 with a label) installs a new release beside the old one and restarts into it, keeping every
 chat; the inventory's tarball then switches back to the old release without installing it
-again, and a deploy that keeps one release prunes the other. Where the scenario runs the data
+again and keeps the rebuilt one as the rollback target (even with opengram_releases_keep=1:
+the release that ran before the live one is never pruned). Where the scenario runs the data
 checks (ogd_test_lifecycle: molecule/upgrade); it ends with the host as the inventory declares.
 """
 
@@ -54,14 +55,14 @@ def test_another_tarball_of_the_same_version_is_another_release(site, lifecycle,
     assert chat in chats(site)
 
     # The inventory's tarball again: its release is still complete, so nothing is
-    # installed; "current" switches back and Opengram restarts. Keeping one
-    # release prunes the rebuilt one.
+    # installed; "current" switches back and Opengram restarts. The rebuilt
+    # release ran before the live one: it stays, whatever the pruning says.
     pid = main_pid(site)
     run = run_playbook("--limit", site.name, "-e", "opengram_releases_keep=1")
     assert run.returncode == 0, output(run)
     assert task_statuses(run.stdout, INSTALL_TASK % original) == ["skipping"], output(run)
     assert site.host.file(CURRENT).linked_to == "%s/%s" % (RELEASES, original)
-    assert releases(site) == {original}
+    assert releases(site) == {original, new}, "the rollback target was pruned"
     assert main_pid(site) != pid, "Opengram was not restarted into the inventory's release"
     assert "Build: rebuilt" not in site.host.check_output("cat %s", MANIFEST)
     assert chat in chats(site)
