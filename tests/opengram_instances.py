@@ -294,12 +294,15 @@ def real_cache_root() -> Path:
 
 
 def load_release_filters():
-    """roles/opengram/filter_plugins/opengram_release.py: the release a host installs."""
-    path = REPO_ROOT / "roles/opengram/filter_plugins/opengram_release.py"
-    spec = importlib.util.spec_from_file_location("opengram_release", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """roles/opengram/filter_plugins/opengram_release.py: the release a host installs (as
+    tools/lock.py loads it)."""
+    import sys
+
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+    from tools.lock import release
+
+    return release
 
 
 def real_lock(version: str = "0.2.1") -> dict:

@@ -43,14 +43,15 @@ _FACTS = (
 
 @functools.lru_cache(maxsize=None)
 def release_filters():
-    """roles/opengram/filter_plugins/opengram_release.py: how the role names a release."""
-    import importlib.util
+    """roles/opengram/filter_plugins/opengram_release.py: how the role names a release (as
+    tools/lock.py loads it)."""
+    import sys
 
-    path = os.path.join(PROJECT, "roles/opengram/filter_plugins/opengram_release.py")
-    spec = importlib.util.spec_from_file_location("opengram_release", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    if PROJECT not in sys.path:
+        sys.path.insert(0, PROJECT)
+    from tools.lock import release
+
+    return release
 
 
 @functools.lru_cache(maxsize=None)
