@@ -580,7 +580,9 @@ def cold_converge(name: str, hosts: list[Host], env: dict, work: Path, n: int = 
                   tree: Path = ROOT) -> PlaybookRun:
     """site.yml on n fresh hosts at once from the bare base image (the install
     path users hit), beside the running hosts (Pebble), from tree's checkout;
-    the hosts are removed after."""
+    the hosts are removed after. Each run starts with an empty build cache of
+    its own (opengram_build_cache_dir; a commit before it ignores the
+    variable): cold means that the release is built in the run."""
     fleet = fleet_hosts(n)
     names = [h.name for h in fleet]
     say(f"cold converge: {n} fresh container(s) from {BASE_IMAGE}")
@@ -588,7 +590,8 @@ def cold_converge(name: str, hosts: list[Host], env: dict, work: Path, n: int = 
     create_containers(fleet)
     try:
         return playbook(name, "site.yml", write_inventory(work, hosts + fleet), env, work, limit=names,
-                        cpu_of=names, tree=tree)
+                        cpu_of=names, tree=tree,
+                        extra={"opengram_build_cache_dir": str(work / "builds" / name)})
     finally:
         remove_containers(names)
 
