@@ -111,10 +111,8 @@ def spread(values: list[float]) -> dict:
 def summarize(runs: list[dict]) -> dict:
     """Per commit: medians of the runs, and each step's median and max over every host of every run."""
     out = {}
-    for which in WHICH:
+    for which in dict.fromkeys(r["ref"] for r in runs):
         mine = [r for r in runs if r["ref"] == which]
-        if not mine:
-            continue
         hosts = [h for r in mine for h in r["per_host"].values()]
         cpu = [r["controller_cpu"] + r["host_cpu"] for r in mine if r["host_cpu"] is not None]
         out[which] = {"commit": mine[0]["commit"], "runs": len(mine),
@@ -150,6 +148,13 @@ def table(results: dict) -> str:
     return "\n".join(rows)
 
 
+def record(name: str, rnd: int, ref: str, commit: str, r, timed: Path, names: list[str]) -> dict:
+    """One run as results.json keeps it."""
+    return {"name": name, "round": rnd, "ref": ref, "commit": commit[:10], **run_record(r),
+            "timed_log": str(timed), "steps": steps(r.profile),
+            "per_host": per_host(r.recap, timed.read_text(errors="replace") if timed.exists() else "", names)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench/cold_fleet.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -160,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="rounds, each one run per commit (default 1)")
     parser.add_argument("--package", type=Path, metavar="PATH",
                         help="the packed real release (default: the offline stand-in)")
+    parser.add_argument("--joining", action="store_true",
+                        help="after each run, one more fresh host with that run's build cache "
+                             "(a host added to the fleet later; ref old-joining / new-joining)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs/bench/cold_fleet")
     args = parser.parse_args(argv)
     if args.hosts < 1 or args.rounds < 1:
@@ -202,10 +210,14 @@ def main(argv: list[str] | None = None) -> int:
                 timed.unlink(missing_ok=True)  # Ansible appends to its log
                 r = cold_converge(name, [PEBBLE], {**env, "ANSIBLE_LOG_PATH": str(timed)}, work,
                                   n=args.hosts, tree=trees[which])
-                runs.append({"name": name, "round": rnd, "ref": which, "commit": refs[which]["commit"][:10],
-                             **run_record(r), "timed_log": str(timed), "steps": steps(r.profile),
-                             "per_host": per_host(r.recap, timed.read_text(errors="replace")
-                                                  if timed.exists() else "", names)})
+                runs.append(record(name, rnd, which, refs[which]["commit"], r, timed, names))
+                if args.joining:
+                    joined = timed.with_name(f"{name}-joining.timed.log")
+                    joined.unlink(missing_ok=True)
+                    r = cold_converge(f"{name}-joining", [PEBBLE], {**env, "ANSIBLE_LOG_PATH": str(joined)},
+                                      work, n=1, tree=trees[which], build_cache=work / "builds" / name)
+                    runs.append(record(f"{name}-joining", rnd, f"{which}-joining", refs[which]["commit"], r,
+                                       joined, names[:1]))
                 # after every run: an interrupted bench keeps what it measured
                 write(args.out, {**head, "runs": runs, "summary": summarize(runs),
                                  "load_samples": sampler.samples})

@@ -577,12 +577,13 @@ def deploy_cost(settings: Settings, env: dict, work: Path, hosts: list[Host],
 
 
 def cold_converge(name: str, hosts: list[Host], env: dict, work: Path, n: int = 1,
-                  tree: Path = ROOT) -> PlaybookRun:
+                  tree: Path = ROOT, build_cache: Path | None = None) -> PlaybookRun:
     """site.yml on n fresh hosts at once from the bare base image (the install
     path users hit), beside the running hosts (Pebble), from tree's checkout;
     the hosts are removed after. Each run starts with an empty build cache of
     its own (opengram_build_cache_dir; a commit before it ignores the
-    variable): cold means that the release is built in the run."""
+    variable): cold means that the release is built in the run; build_cache:
+    an earlier run's cache instead (a host that joins a fleet later)."""
     fleet = fleet_hosts(n)
     names = [h.name for h in fleet]
     say(f"cold converge: {n} fresh container(s) from {BASE_IMAGE}")
@@ -591,7 +592,7 @@ def cold_converge(name: str, hosts: list[Host], env: dict, work: Path, n: int = 
     try:
         return playbook(name, "site.yml", write_inventory(work, hosts + fleet), env, work, limit=names,
                         cpu_of=names, tree=tree,
-                        extra={"opengram_build_cache_dir": str(work / "builds" / name)})
+                        extra={"opengram_build_cache_dir": str(build_cache or work / "builds" / name)})
     finally:
         remove_containers(names)
 
