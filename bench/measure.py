@@ -8,6 +8,7 @@ import os
 import re
 import resource
 import shlex
+import shutil
 import statistics
 import subprocess
 import threading
@@ -586,6 +587,8 @@ def cold_converge(name: str, hosts: list[Host], env: dict, work: Path, n: int = 
     an earlier run's cache instead (a host that joins a fleet later)."""
     fleet = fleet_hosts(n)
     names = [h.name for h in fleet]
+    if build_cache is None:
+        shutil.rmtree(work / "builds" / name, ignore_errors=True)  # an earlier bench's run of this name
     say(f"cold converge: {n} fresh container(s) from {BASE_IMAGE}")
     remove_containers(names)
     create_containers(fleet)
