@@ -75,6 +75,11 @@ BAD_INPUTS = [
     ("tarball-missing", {"opengram_npm_tarball": "/nonexistent/opengram-0.2.1.tgz"},
      ["opengram_npm_tarball='/nonexistent/opengram-0.2.1.tgz'", "does not exist on the controller",
       "Give the path of an `npm pack` tarball"]),
+    # Issue 26: a version without a dependency lock (and the scenario's
+    # tarball, which is 0.2.1) is refused with the command that makes one.
+    ("version-without-lock", {"opengram_version": "0.2.9"},
+     ["No dependency lock for @opengramsh/opengram 0.2.9", "python3 tools/lock.py 0.2.9",
+      "opengram_npm_locked: false", "holds @opengramsh/opengram 0.2.1, not opengram_npm_package"]),
     ("npm-ca-file-missing", {"opengram_npm_ca_file": "/nonexistent/corp-ca.pem"},
      ["opengram_npm_ca_file='/nonexistent/corp-ca.pem'", "does not exist on the controller",
       "Give the path of a PEM CA bundle"]),

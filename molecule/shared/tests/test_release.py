@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from playbook import recap
 from conftest import ansible_json, release_filters, release_name, role_allow_scripts
 
 CURRENT = "/opt/opengram/current"
@@ -158,3 +159,42 @@ def test_a_registry_answer_that_does_not_match_the_lock_fails_and_changes_nothin
         assert not host.file(refused).exists
     finally:
         host.run("rm -rf %s.partial", refused)  # the staging directory npm ci failed in
+
+
+def test_a_database_the_release_cannot_open_is_refused_before_anything_changes(deployment):
+    """A release whose lock has better-sqlite3 keeps its data in SQLite: a data/opengram.db that is
+    no SQLite database (here the stand-in's JSON document, as a host switched from the stand-in
+    to the real release has) is refused before anything on the host changes, with the way out;
+    with the database back, Opengram runs as before. One host (the check is the same on all)."""
+    import testinfra
+
+    from conftest import run_playbook
+    from test_data import output
+
+    name = sorted(deployment)[0]
+    facts = deployment[name]
+    with open("%s/%s/package-lock.json" % (facts["locks_dir"], facts["version"]), encoding="utf-8") as fh:
+        lock = json.load(fh)
+    if "node_modules/better-sqlite3" not in lock["packages"]:
+        pytest.skip("this scenario's package keeps no SQLite database (the stand-in's JSON document)")
+    host = testinfra.get_host("docker://" + name)
+    db = "/var/lib/opengram/data/opengram.db"
+    before = host.file(CURRENT).linked_to
+    host.check_output("systemctl stop opengram")
+    host.check_output("mv %s %s.aside", db, db)
+    try:
+        host.check_output("printf '%%s' '{\"migrations\":[\"0001_init.sql\"],\"chats\":{}}' > %s && chown opengram: %s",
+                          db, db)
+        run = run_playbook("--limit", name)
+        assert run.returncode != 0, output(run)
+        text = " ".join(output(run).split())
+        assert "%s on %s is not an SQLite database" % (db, name) in text, output(run)
+        assert "Nothing was changed. Move the file away" in text, output(run)
+        assert recap(run.stdout, name)["changed"] == 0, output(run)
+        assert host.file(CURRENT).linked_to == before
+        assert not host.service("opengram").is_running, "the run started Opengram on a file it cannot open"
+    finally:
+        host.run("mv %s.aside %s", db, db)
+        host.run("systemctl start opengram")
+    host.check_output("for i in $(seq 300); do curl -fsS http://127.0.0.1:%s/api/v1/health && exit 0; sleep 0.1; done; exit 1",
+                      facts["port"])
