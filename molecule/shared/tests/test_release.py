@@ -197,4 +197,4 @@ def test_a_database_the_release_cannot_open_is_refused_before_anything_changes(d
         host.run("mv %s.aside %s", db, db)
         host.run("systemctl start opengram")
     host.check_output("for i in $(seq 300); do curl -fsS http://127.0.0.1:%s/api/v1/health && exit 0; sleep 0.1; done; exit 1",
-                      facts["port"])
+                      str(facts["port"]))
