@@ -29,6 +29,9 @@ _FACTS = (
     ' "token": opengram_instance_secret | default(""), "upload_max": opengram_upload_max_bytes | int,'
     ' "rate_max": opengram_write_rate_limit_max | int, "port": opengram_port | default(3000) | int,'
     ' "switch_test": ogd_test_switch_proxies | default(false) | bool,'
+    # Issue 27: where Caddy comes from, and whether this host runs the switch between sources.
+    ' "caddy_source": opengram_caddy_source | default("distribution"),'
+    ' "caddy_source_switch": ogd_test_caddy_source_switch | default(false) | bool,'
     # Issue 14: the operator's own sites on this host, {proxy: port} (prepare.yml).
     ' "other_sites": ogd_test_other_sites | default({}),'
     # The first agent and model, when the inventory lists them (else the role's
