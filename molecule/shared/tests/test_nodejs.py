@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from conftest import run_playbook
+from conftest import run_playbook, runs_last
 from playbook import recap
 from test_data import chats, create_chat, output
 
@@ -71,6 +71,7 @@ def test_an_unreachable_repository_changes_nothing(site):
     assert site.host.file(SOURCES).content_string == before
 
 
+@runs_last
 def test_changing_the_major_line_moves_node_and_rebuilds_the_release(site):
     if not site.nodesource_switch:
         pytest.skip("runs on the NodeSource host of the scenario (ogd_test_nodesource_switch)")

@@ -6,8 +6,8 @@ chat; the inventory's tarball then switches back to the old release without inst
 again and keeps the rebuilt one as the rollback target (even with opengram_releases_keep=1:
 the release that ran before the live one is never pruned). Where the scenario runs the data
 checks (ogd_test_lifecycle: real-nginx in molecule/real, molecule/upgrade); it ends with the host
-as the inventory declares, and runs after every other check (conftest.py): the limited run builds
-the rebuilt release on this host, which then has the build tools test_release.py counts.
+as the inventory declares, and runs after every other check (conftest.runs_last): the limited run
+builds the rebuilt release on this host, which then has the build tools test_release.py counts.
 """
 
 import gzip
@@ -15,7 +15,7 @@ import io
 import json
 import tarfile
 
-from conftest import release_name, run_playbook
+from conftest import release_name, run_playbook, runs_last
 from playbook import recap, task_statuses
 from test_data import chats, create_chat, health, lifecycle, output, scenario  # noqa: F401 (lifecycle, scenario: fixtures)
 
@@ -51,6 +51,7 @@ def repack(tarball, out_dir, label):
     return str(out)
 
 
+@runs_last
 def test_another_tarball_of_the_same_version_is_another_release(site, lifecycle, tmp_path):
     original = site.release
     assert releases(site) == {original}, "this check needs a host with one release (the files before leave one)"
