@@ -33,8 +33,7 @@ _FACTS = (
     ' "caddy_source": opengram_caddy_source | default("distribution"),'
     ' "caddy_source_switch": ogd_test_caddy_source_switch | default(false) | bool,'
     ' "nodesource_switch": ogd_test_nodesource_switch | default(false) | bool,'
-    ' "nodesource_major": opengram_nodesource_major | default(22) | int,'
-    ' "nodesource_url": opengram_nodesource_url | default(""),'
+    ' "nodesource_major": opengram_nodesource_major | default(0) | int,'
     # Issue 14: the operator's own sites on this host, {proxy: port} (prepare.yml).
     ' "other_sites": ogd_test_other_sites | default({}),'
     # The first agent and model, when the inventory lists them (else the role's

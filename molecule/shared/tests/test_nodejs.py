@@ -7,15 +7,32 @@ changing opengram_nodesource_major moves Node.js and rebuilds the release for
 the new ABI; a repository that cannot be reached changes nothing."""
 
 import json
+import os
 
 import pytest
+import yaml
 
-from conftest import run_playbook, runs_last
+from conftest import PROJECT, run_playbook, runs_last
 from playbook import recap
 from test_data import chats, create_chat, output
 
 RELEASE_ABI = "/opt/opengram/current/node-abi"
 SOURCES = "/etc/apt/sources.list.d/nodesource.sources"
+
+
+def wanted_major(site):
+    """The inventory's opengram_nodesource_major, else the role's default."""
+    if site.nodesource_major:
+        return site.nodesource_major
+    with open(os.path.join(PROJECT, "roles/opengram/defaults/main.yml"), encoding="utf-8") as fh:
+        return int(yaml.safe_load(fh)["opengram_nodesource_major"])
+
+
+def repository(site):
+    """The URI of NodeSource's repository as the host has it (its deb822 file)."""
+    fields = dict(line.split(": ", 1) for line in site.host.file(SOURCES).content_string.splitlines()
+                  if ": " in line and not line.startswith("#"))
+    return fields["URIs"]
 
 
 def node_major(site):
@@ -38,8 +55,9 @@ def test_node_comes_from_the_platform_s_source(site):
     if release == "bookworm":
         assert uses_nodesource(site), "Debian 12's own Node.js is 18: NodeSource's repository is the source"
     if uses_nodesource(site):
-        assert node_major(site) == site.nodesource_major
-        assert site.nodesource_url.split("/")[2] in installed_from(site), installed_from(site)
+        assert node_major(site) == wanted_major(site)
+        assert repository(site).endswith("/node_%d.x" % wanted_major(site)), repository(site)
+        assert repository(site) in installed_from(site), installed_from(site)
         pin = site.host.file("/etc/apt/preferences.d/nodesource").content_string
         assert "Package: nodejs" in pin and "Pin-Priority: 600" in pin
     else:
@@ -54,14 +72,14 @@ def test_a_host_that_had_debian_s_node_18_was_moved(site):
         pytest.skip("this host did not start on the distribution's Node.js 18 (ogd_test_nodesource_switch)")
     history = site.host.check_output("cat /var/log/apt/history.log")
     assert "nodejs:amd64 (18." in history, "the host did not start on Debian's Node.js 18"
-    assert node_major(site) == site.nodesource_major
+    assert node_major(site) == wanted_major(site)
 
 
 def test_an_unreachable_repository_changes_nothing(site):
     if not site.nodesource_switch:
         pytest.skip("runs on the NodeSource host of the scenario (ogd_test_nodesource_switch)")
     before = site.host.file(SOURCES).content_string
-    wrong = "https://%s/nowhere/node_%d.x" % (site.nodesource_url.split("/")[2], site.nodesource_major)
+    wrong = "https://%s/nowhere/node_%d.x" % (repository(site).split("/")[2], wanted_major(site))
     run = run_playbook("--limit", site.name, "-e", json.dumps({"opengram_nodesource_url": wrong}))
     assert run.returncode != 0, output(run)
     text = " ".join(output(run).split())
@@ -78,7 +96,7 @@ def test_changing_the_major_line_moves_node_and_rebuilds_the_release(site):
     chat = create_chat(site, "before-node-moves")
     abi = site.host.check_output("node -p process.versions.modules")
     pid = site.host.check_output("systemctl show -P MainPID opengram")
-    other = 24 if site.nodesource_major != 24 else 22
+    other = 24 if wanted_major(site) != 24 else 22
 
     run = run_playbook("--limit", site.name, "-e", json.dumps({"opengram_nodesource_major": other}))
     assert run.returncode == 0, output(run)
@@ -91,7 +109,7 @@ def test_changing_the_major_line_moves_node_and_rebuilds_the_release(site):
 
     back = run_playbook("--limit", site.name)
     assert back.returncode == 0, output(back)
-    assert node_major(site) == site.nodesource_major
+    assert node_major(site) == wanted_major(site)
     assert site.host.file(RELEASE_ABI).content_string.strip() == abi
     assert chat in chats(site)
     again = run_playbook("--limit", site.name)
