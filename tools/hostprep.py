@@ -8,7 +8,10 @@ Steps (each is a subcommand and a function):
   images       ensure the systemd base image ``ogd-base:trixie`` (debootstrap +
                ``docker import``), rebuilt when its recipe changes, and
                ``ogd-pkgs:trixie`` = it + the packages the roles install
-               (rebuilt when that list or the base image changes)
+               (rebuilt when that list or the base image changes);
+               ``--suite bookworm`` (repeatable) also ensures ``ogd-base:bookworm``
+               by the same recipe (tools/test.py does so for a scenario whose
+               molecule.yml names it)
   venv         ensure ``$OGD_CACHE/venv-<key>`` with requirements-dev.txt installed
   collections  extract the collections pinned in requirements.yml from the
                ``ansible`` wheel on PyPI (Galaxy is not reachable)
@@ -38,7 +41,8 @@ from tools.ogd.common import HostPrepError, apt_install, cache_lock, say, step, 
 from tools.ogd.docker import ensure_docker  # noqa: E402
 from tools.ogd.env import ensure_all, env_block  # noqa: E402
 from tools.ogd.galaxy import ensure_collections  # noqa: E402
-from tools.ogd.images import BASE_IMAGE, PKGS_IMAGE, ensure_base_image, ensure_pkgs_image  # noqa: E402
+from tools.ogd.images import (BASE_IMAGE, BASE_SUITES, DEBIAN_SUITE, PKGS_IMAGE,  # noqa: E402
+                               ensure_base_image, ensure_pkgs_image)
 from tools.ogd.roles import package_list  # noqa: E402
 from tools.ogd.venv import ensure_venv  # noqa: E402
 
@@ -69,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("docker", help="ensure a running Docker engine")
     p_img = sub.add_parser("images", help=f"ensure the {BASE_IMAGE} and {PKGS_IMAGE} images (needs docker)")
     p_img.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    p_img.add_argument("--suite", action="append", default=[],
+                       choices=[s for s in BASE_SUITES if s != DEBIAN_SUITE],
+                       help="also ensure ogd-base:SUITE (repeatable)")
     sub.add_parser("venv", help="ensure the dev venv; print its path")
     sub.add_parser("collections", help="ensure the pinned collections; print the path")
     sub.add_parser("browser", help="ensure chromium and chromium-driver; print the driver's path")
@@ -83,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
             ensure_docker()
             ensure_base_image(force=args.force)
             ensure_pkgs_image(force=args.force)
+            for suite in args.suite:
+                ensure_base_image(force=args.force, suite=suite)
         elif args.command == "venv":
             print(ensure_venv())
         elif args.command == "collections":

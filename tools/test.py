@@ -45,7 +45,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tools.ogd.common import HostPrepError  # noqa: E402
 from tools.ogd.env import ensure_all  # noqa: E402
+from tools.ogd.images import ensure_scenario_images  # noqa: E402
 
 STAGES = ("lint", "pytest", "molecule", "bench")
 
@@ -277,6 +279,15 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"==> molecule {scenario}: skipped: {reason}", flush=True)
             else:
                 runnable.append(scenario)
+    # Base images beyond ensure_all()'s trixie ones (ogd-base:bookworm...) that
+    # the scenarios of this run name in their molecule.yml: built (or found
+    # cached) here, once, before any scenario starts.
+    if runnable:
+        try:
+            ensure_scenario_images([ROOT / "molecule" / name for name in runnable])
+        except HostPrepError as exc:
+            print(f"==> scenario images: FAILED: {exc}", flush=True)
+            results.append(("scenario images", False))
     # Two or more at a time: the linters and pytest run beside the longest
     # scenario (CI's time is its lane's), else first, one after the other.
     beside = checks if runnable and args.jobs > 1 else []

@@ -147,6 +147,49 @@ def test_sources_list_has_main_updates_security():
     ]
 
 
+def test_bookworm_recipe_differs_from_trixie_only_in_suite():
+    trixie, bookworm = images.base_image_recipe(), images.base_image_recipe("bookworm")
+    assert images.base_image_recipe("trixie") == trixie
+    assert {k for k in trixie if trixie[k] != bookworm[k]} == {"suite", "sources.list"}
+    assert bookworm["sources.list"].splitlines()[2] == (
+        "deb http://deb.debian.org/debian-security bookworm-security main")
+    assert images.base_image_recipe_hash(suite="bookworm") != images.base_image_recipe_hash()
+    assert images.base_image_name() == "ogd-base:trixie" == images.BASE_IMAGE
+    assert images.base_image_name("bookworm") == "ogd-base:bookworm"
+    with pytest.raises(ValueError):
+        images.base_image_name("sid")
+
+
+def test_scenario_base_suites_reads_molecule_yml(tmp_path):
+    yml = tmp_path / "molecule.yml"
+    yml.write_text("platforms:\n"
+                   "  - name: a\n    image: ogd-base:trixie\n"
+                   "  - name: b\n    image: ${OGD_IMAGE:-ogd-base:bookworm}\n"
+                   "  - name: c\n    image: \"ogd-base:bookworm\"  # again\n"
+                   "  - name: d\n    image: ogd-pkgs:trixie\n")
+    assert images.scenario_base_suites(yml) == ["bookworm"]
+
+
+def test_ensure_scenario_images_builds_what_scenarios_name(tmp_path, monkeypatch):
+    built = []
+    monkeypatch.setattr(images, "ensure_base_image",
+                        lambda force=False, suite="trixie": built.append(suite) or f"ogd-base:{suite}")
+    for name, image in (("one", "ogd-base:bookworm"), ("two", "ogd-base:bookworm"), ("three", "ogd-pkgs:trixie")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "molecule.yml").write_text(f"platforms:\n  - name: h\n    image: {image}\n")
+    assert images.ensure_scenario_images([tmp_path / n for n in ("one", "two", "three")]) == ["ogd-base:bookworm"]
+    assert built == ["bookworm"]
+    (tmp_path / "four").mkdir()
+    (tmp_path / "four" / "molecule.yml").write_text("platforms:\n  - name: h\n    image: ogd-base:sid\n")
+    with pytest.raises(common.HostPrepError, match="no recipe"):
+        images.ensure_scenario_images([tmp_path / "four"])
+
+
+def test_no_scenario_of_this_repository_names_an_unknown_suite():
+    for yml in (REPO_ROOT / "molecule").glob("*/molecule.yml"):
+        assert set(images.scenario_base_suites(yml)) <= set(images.BASE_SUITES), yml
+
+
 def test_stamp_roundtrip(tmp_path):
     stamp = tmp_path / "s.json"
     assert not common.stamp_matches(stamp, "k")

@@ -1,10 +1,16 @@
-"""The systemd base image ``ogd-base:trixie`` (debootstrap + ``docker import``)
-and ``ogd-pkgs:trixie``, the base image with every package the roles install."""
+"""The systemd base images ``ogd-base:<suite>`` (debootstrap + ``docker import``;
+``trixie`` always, ``bookworm`` on request: BASE_SUITES) and ``ogd-pkgs:trixie``,
+the trixie base image with every package the roles install.
+
+A scenario whose molecule.yml names ``ogd-base:bookworm`` gets it from
+ensure_scenario_images() (tools/test.py calls it for the scenarios it runs;
+``hostprep.py images --suite bookworm`` builds it by hand)."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -37,6 +43,9 @@ BASE_PACKAGES = (
     "procps",
 )
 IMAGE_CMD = '["/lib/systemd/systemd"]'
+# Suites a base image can be built for, by the same recipe: ogd-base:<suite>.
+# trixie is DEBIAN_SUITE (built by ensure_all); the others only on request.
+BASE_SUITES = ("trixie", "bookworm")
 
 # --- packages image ---------------------------------------------------------------
 # The base image plus every Debian package the roles and the shared Molecule
@@ -58,23 +67,33 @@ def sources_list(suite: str = DEBIAN_SUITE) -> str:
             f"deb {DEBIAN_SECURITY_MIRROR} {suite}-security main\n")
 
 
-def base_image_recipe() -> dict:
-    """Everything that determines the base image's content."""
+def base_image_name(suite: str = DEBIAN_SUITE) -> str:
+    """``ogd-base:<suite>``; ValueError for a suite not in BASE_SUITES."""
+    if suite not in BASE_SUITES:
+        raise ValueError(f"no base image recipe for suite {suite!r} (known: {', '.join(BASE_SUITES)})")
+    return BASE_IMAGE if suite == DEBIAN_SUITE else f"ogd-base:{suite}"
+
+
+def base_image_recipe(suite: str = DEBIAN_SUITE) -> dict:
+    """Everything that determines the base image's content. The same dict for
+    every suite but the suite's name and sources.list (so trixie's hash, hence
+    its cached image, did not change when other suites came)."""
+    base_image_name(suite)  # validates the suite
     return {
         "revision": BASE_IMAGE_REVISION,
-        "suite": DEBIAN_SUITE,
+        "suite": suite,
         "variant": DEBOOTSTRAP_VARIANT,
         "mirror": DEBIAN_MIRROR,
         "packages": sorted(BASE_PACKAGES),
-        "sources.list": sources_list(),
+        "sources.list": sources_list(suite),
         "post": ["empty /etc/machine-id", "hostname localhost",
                  "drop downloaded .debs"],
         "cmd": IMAGE_CMD,
     }
 
 
-def base_image_recipe_hash(recipe: dict | None = None) -> str:
-    return hashlib.sha256(canonical_json(recipe or base_image_recipe()).encode()).hexdigest()
+def base_image_recipe_hash(recipe: dict | None = None, suite: str = DEBIAN_SUITE) -> str:
+    return hashlib.sha256(canonical_json(recipe or base_image_recipe(suite)).encode()).hexdigest()
 
 
 def mounts_under(path: Path) -> list[str]:
@@ -108,9 +127,9 @@ def remove_rootfs(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def prepare_rootfs(rootfs: Path) -> None:
+def prepare_rootfs(rootfs: Path, suite: str = DEBIAN_SUITE) -> None:
     """The post-debootstrap edits named in the recipe's "post"."""
-    (rootfs / "etc/apt/sources.list").write_text(sources_list())
+    (rootfs / "etc/apt/sources.list").write_text(sources_list(suite))
     # Empty file: systemd generates a machine id at every boot (no first-boot
     # wizard, which a missing file or "uninitialized" would trigger).
     (rootfs / "etc/machine-id").write_text("")
@@ -123,47 +142,88 @@ def prepare_rootfs(rootfs: Path) -> None:
         deb.unlink()
 
 
-def ensure_base_image(force: bool = False) -> str:
-    """Ensure ``ogd-base:trixie`` carries the current recipe label; return the image name."""
-    with step("images") as done, cache_lock("images"):
-        want = base_image_recipe_hash()
-        have = image_label(BASE_IMAGE, BASE_IMAGE_LABEL)
+def ensure_base_image(force: bool = False, suite: str = DEBIAN_SUITE) -> str:
+    """Ensure ``ogd-base:<suite>`` (default trixie) carries the current recipe
+    label of that suite; return the image name."""
+    image = base_image_name(suite)
+    # trixie keeps the step and lock names it always had
+    name = "images" if suite == DEBIAN_SUITE else f"images-{suite}"
+    with step(name) as done, cache_lock(name):
+        want = base_image_recipe_hash(suite=suite)
+        have = image_label(image, BASE_IMAGE_LABEL)
         if have == want and not force:
-            done(f"{BASE_IMAGE} up to date (recipe {want[:12]})")
-            return BASE_IMAGE
+            done(f"{image} up to date (recipe {want[:12]})")
+            return image
         reason = ("missing" if have is None else "forced" if have == want
                   else f"recipe changed ({(have or 'none')[:12]} -> {want[:12]})")
         require_root("building the base image (debootstrap)")
         if not which("debootstrap"):
             apt_install(["debootstrap"])
-        old_id = image_id(BASE_IMAGE) if have is not None else None
+        old_id = image_id(image) if have is not None else None
 
         work = cache_dir() / "tmp"
         work.mkdir(parents=True, exist_ok=True)
         rootfs = Path(tempfile.mkdtemp(prefix="rootfs-", dir=work))
-        log = log_path("debootstrap")
+        log = log_path("debootstrap" if suite == DEBIAN_SUITE else f"debootstrap-{suite}")
         t0 = time.monotonic()
         try:
             run_logged([which("debootstrap") or "debootstrap",
                         f"--variant={DEBOOTSTRAP_VARIANT}",
                         "--include=" + ",".join(BASE_PACKAGES),
-                        DEBIAN_SUITE, str(rootfs), DEBIAN_MIRROR],
+                        suite, str(rootfs), DEBIAN_MIRROR],
                        log, "debootstrap", timeout=1800)
             t_boot = time.monotonic() - t0
             leftover = mounts_under(rootfs)
             if leftover:
                 raise HostPrepError(f"debootstrap left mounts behind: {', '.join(leftover)}")
-            prepare_rootfs(rootfs)
-            _docker_import(rootfs, want)
+            prepare_rootfs(rootfs, suite)
+            _docker_import(rootfs, want, image)
         finally:
             remove_rootfs(rootfs)
-        drop_superseded(BASE_IMAGE, old_id)
-        done(f"built {BASE_IMAGE} ({reason}; debootstrap {t_boot:.0f} s, "
+        drop_superseded(image, old_id)
+        done(f"built {image} ({reason}; debootstrap {t_boot:.0f} s, "
              f"recipe {want[:12]})")
-        return BASE_IMAGE
+        return image
 
 
-def _docker_import(rootfs: Path, recipe_hash: str) -> None:
+# An image a molecule.yml names: `image: NAME` or `image: ${VAR:-NAME}`.
+_IMAGE_LINE_RE = re.compile(r"^\s*(?:-\s+)?image:\s*[\"']?(?:\$\{\w+:-)?(?P<image>[\w.:/-]+?)\}?[\"']?\s*(?:#.*)?$")
+
+
+def scenario_base_suites(molecule_yml: Path) -> list[str]:
+    """The suites of the ``ogd-base:<suite>`` images other than trixie that a
+    scenario's molecule.yml names (directly or as a ``${VAR:-...}`` default)."""
+    suites = []
+    for line in molecule_yml.read_text().splitlines():
+        m = _IMAGE_LINE_RE.match(line)
+        if not m or not m.group("image").startswith("ogd-base:"):
+            continue
+        suite = m.group("image").split(":", 1)[1]
+        if suite != DEBIAN_SUITE and suite not in suites:
+            suites.append(suite)
+    return suites
+
+
+def ensure_scenario_images(scenario_dirs: list[Path]) -> list[str]:
+    """Build (or find cached) the extra base images the scenarios name; the
+    trixie images are ensure_all()'s. Returns the images ensured. A suite with
+    no recipe raises HostPrepError naming the scenario."""
+    ensured = []
+    for scenario in scenario_dirs:
+        molecule_yml = Path(scenario) / "molecule.yml"
+        if not molecule_yml.is_file():
+            continue
+        for suite in scenario_base_suites(molecule_yml):
+            if suite not in BASE_SUITES:
+                raise HostPrepError(f"{molecule_yml} names ogd-base:{suite}, which has no recipe "
+                                    f"(tools/ogd/images.py BASE_SUITES: {', '.join(BASE_SUITES)})")
+            image = base_image_name(suite)
+            if image not in ensured:
+                ensured.append(ensure_base_image(suite=suite))
+    return ensured
+
+
+def _docker_import(rootfs: Path, recipe_hash: str, image: str = BASE_IMAGE) -> None:
     log = log_path("docker-import")
     with open(log, "w") as fh:
         tar = subprocess.Popen(["tar", "--numeric-owner", "-C", str(rootfs), "-c", "."],
@@ -171,7 +231,7 @@ def _docker_import(rootfs: Path, recipe_hash: str) -> None:
         imp = subprocess.run(["docker", "import",
                               "-c", f"CMD {IMAGE_CMD}",
                               "-c", f"LABEL {BASE_IMAGE_LABEL}={recipe_hash}",
-                              "-", BASE_IMAGE],
+                              "-", image],
                              stdin=tar.stdout, stdout=fh, stderr=subprocess.STDOUT)
         tar.stdout.close()
         tar_rc = tar.wait()

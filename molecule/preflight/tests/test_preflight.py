@@ -37,6 +37,10 @@ def byo(certificate, key):
             "opengram_tls_certificate": certificate, "opengram_tls_certificate_key": key}
 
 
+# Debian 13 as roles/opengram/vars/platforms.yml lists it (the platform cases change one field).
+TRIXIE = {"distribution": "Debian", "version": "13", "codename": "trixie", "nodejs": "distro",
+          "caddy": ["distribution", "upstream"], "proven": "here"}
+
 # (id, extra vars or a function of the throwaway TLS pairs, substrings the message must hold:
 #  the variable with its bad value, what is wrong, and the fix)
 BAD_INPUTS = [
@@ -170,6 +174,23 @@ BAD_INPUTS = [
      ["opengram_prot is not a variable of opengram-deploy (did you mean opengram_port?)"]),
     ("secret-too-weak", {"opengram_instance_secret": "og_short"},
      ["opengram_instance_secret (value not shown: it is a secret) is too weak", "at least 16 characters"]),
+    # Platforms (issue 27). The host is Debian 13; the platform list
+    # (roles/opengram/vars/platforms.yml) is narrowed with -e to what another
+    # release would meet: a release the list lacks, one whose own Node.js is
+    # too old, one without a Caddy package.
+    ("platform-not-supported", {"__opengram_platforms": [TRIXIE | {"codename": "bookworm", "version": "12"}]},
+     ["runs Debian 13", "(trixie), which opengram-deploy does not support", "Supported: Debian 12 bookworm",
+      "Install one of these on the host"]),
+    ("nodejs-source-the-release-lacks", {"__opengram_platforms": [TRIXIE | {"nodejs": "nodesource"}],
+                                         "opengram_nodejs_source": "distro"},
+     ["opengram_nodejs_source='distro', but Debian 13's own Node.js is older than 20",
+      "Set opengram_nodejs_source: auto"]),
+    ("caddy-source-the-release-lacks", {"__opengram_platforms": [TRIXIE | {"caddy": ["upstream"]}],
+                                        "opengram_proxy": "caddy"},
+     ["opengram_caddy_source='distribution', but Debian 13 has no Caddy package of its own",
+      "Set opengram_caddy_source: upstream"]),
+    ("caddy-source-unknown", {"opengram_caddy_source": "cloudsmith"},
+     ["opengram_caddy_source='cloudsmith' is not supported", "Use distribution"]),
 ]
 
 

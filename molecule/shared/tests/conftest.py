@@ -29,6 +29,12 @@ _FACTS = (
     ' "token": opengram_instance_secret | default(""), "upload_max": opengram_upload_max_bytes | int,'
     ' "rate_max": opengram_write_rate_limit_max | int, "port": opengram_port | default(3000) | int,'
     ' "switch_test": ogd_test_switch_proxies | default(false) | bool,'
+    # Issue 27: where Caddy comes from, and whether this host runs the switch between sources.
+    ' "caddy_source": opengram_caddy_source | default("distribution"),'
+    ' "caddy_source_switch": ogd_test_caddy_source_switch | default(false) | bool,'
+    ' "nodesource_switch": ogd_test_nodesource_switch | default(false) | bool,'
+    ' "nodesource_major": opengram_nodesource_major | default(22) | int,'
+    ' "nodesource_url": opengram_nodesource_url | default(""),'
     # Issue 14: the operator's own sites on this host, {proxy: port} (prepare.yml).
     ' "other_sites": ogd_test_other_sites | default({}),'
     # The first agent and model, when the inventory lists them (else the role's
@@ -111,6 +117,17 @@ def skip_unless_scenario_flag(flag):
 @pytest.fixture(scope="session")
 def deployment():
     return ansible_json("opengram", _FACTS)
+
+
+def runs_last(check):
+    """Marks a check that builds another release on one host (which then has the build tools
+    that test_release.py's one-builder-per-platform check counts): it runs after the others."""
+    check.runs_last = True
+    return check
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: getattr(getattr(item, "function", None), "runs_last", False))
 
 
 def pytest_generate_tests(metafunc):

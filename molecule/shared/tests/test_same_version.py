@@ -1,18 +1,21 @@
 """Release identity = what was installed, not the version string (issue 26 item 3).
 
-A second tarball of the SAME version (a rebuilt or patched package: the stand-in built again
-with a label) installs a new release beside the old one and restarts into it, keeping every
+A second tarball of the SAME version (a rebuilt or patched package: the inventory's own
+tarball, real or stand-in, packed again with a label in its description) installs a new release beside the old one and restarts into it, keeping every
 chat; the inventory's tarball then switches back to the old release without installing it
 again and keeps the rebuilt one as the rollback target (even with opengram_releases_keep=1:
 the release that ran before the live one is never pruned). Where the scenario runs the data
-checks (ogd_test_lifecycle: molecule/upgrade); it ends with the host as the inventory declares.
+checks (ogd_test_lifecycle: real-nginx in molecule/real, molecule/upgrade); it ends with the host
+as the inventory declares, and runs after every other check (conftest.runs_last): the limited run
+builds the rebuilt release on this host, which then has the build tools test_release.py counts.
 """
 
-import os
-import subprocess
-import sys
+import gzip
+import io
+import json
+import tarfile
 
-from conftest import PROJECT, release_name, run_playbook
+from conftest import release_name, run_playbook, runs_last
 from playbook import recap, task_statuses
 from test_data import chats, create_chat, health, lifecycle, output, scenario  # noqa: F401 (lifecycle, scenario: fixtures)
 
@@ -30,21 +33,36 @@ def releases(site):
     return set(site.host.check_output("ls -1 %s", RELEASES).split())
 
 
+def repack(tarball, out_dir, label):
+    """`tarball` packed again, its package.json's description ending with "Build: <label>"
+    (every other member as it was): another tarball of the same version."""
+    out = out_dir / ("relabelled-" + tarball.rsplit("/", 1)[-1])
+    with tarfile.open(tarball) as src, io.BytesIO() as buffer:
+        with tarfile.open(fileobj=buffer, mode="w") as dst:
+            for member in src.getmembers():
+                data = src.extractfile(member).read() if member.isfile() else None
+                if member.name == "package/package.json":
+                    manifest = json.loads(data)
+                    manifest["description"] = manifest.get("description", "") + " Build: " + label
+                    data = (json.dumps(manifest, indent=2) + "\n").encode("utf-8")
+                    member.size = len(data)
+                dst.addfile(member, io.BytesIO(data) if data is not None else None)
+        out.write_bytes(gzip.compress(buffer.getvalue(), mtime=0))
+    return str(out)
+
+
+@runs_last
 def test_another_tarball_of_the_same_version_is_another_release(site, lifecycle, tmp_path):
     original = site.release
     assert releases(site) == {original}, "this check needs a host with one release (the files before leave one)"
     chat = create_chat(site, "before-the-rebuild")
-    build = subprocess.run([sys.executable, os.path.join(PROJECT, "tests/fixtures/opengram-standin/build.py"),
-                            "--version", site.version, "--out", str(tmp_path), "--label", "rebuilt"],
-                           capture_output=True, text=True, check=True)
-    rebuilt = build.stdout.strip().splitlines()[-1]
-    locks = str(tmp_path / "locks")
-    new = release_name(site.version, rebuilt, locks)
+    rebuilt = repack(site.tarball, tmp_path, "rebuilt")
+    # The same lock: the role records the tarball's own integrity for the package.
+    new = release_name(site.version, rebuilt, site.locks_dir)
     assert new != original and new.startswith(site.version + "+")
     pid = main_pid(site)
 
-    run = run_playbook("--limit", site.name, "-e", "opengram_npm_tarball=" + rebuilt,
-                       "-e", "opengram_npm_locks_dir=" + locks)
+    run = run_playbook("--limit", site.name, "-e", "opengram_npm_tarball=" + rebuilt)
     assert run.returncode == 0, output(run)
     assert task_statuses(run.stdout, INSTALL_TASK % new) == ["changed"], output(run)
     assert site.host.file(CURRENT).linked_to == "%s/%s" % (RELEASES, new)
