@@ -72,6 +72,7 @@ def render(template: Path) -> str:
 LOOKS = [
     ("opengram", "__opengram_look_script", {"{{ __opengram_newer_than_unit }}": "__opengram_newer_than_unit"}),
     ("opengram", "__opengram_secret_read_script", {}),
+    ("opengram", "__opengram_access_read_script", {}),
     ("caddy", "__caddy_read_script", {}),
     ("nginx", "__nginx_look_script", {}),
     ("certbot", "__certbot_look_script", {}),

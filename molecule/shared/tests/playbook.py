@@ -1,6 +1,7 @@
 """Running the project's playbooks from the checks, shared by every scenario
 (molecule/shared/tests and molecule/preflight/tests import it)."""
 
+import base64
 import json
 import os
 import re
@@ -78,9 +79,28 @@ def task_statuses(stdout, task):
     return statuses
 
 
-def assert_secrets_absent(site, run, what):
-    """Neither the instance secret nor the access password in what a run printed."""
+# A bcrypt hash, as nginx's user file holds it and base64-encoded as Caddy's site file does.
+BCRYPT_HASH = re.compile(r"\$2[abxy]\$[0-9]{2}\$[./A-Za-z0-9]{53}|(?<![A-Za-z0-9+/])JDJ[A-Za-z0-9+/]{77}")
+# The login hashes the role keeps on the host (roles/opengram tasks/access.yml), name:hash a line.
+ACCESS_HASHES_FILE = "/etc/opengram/access.htpasswd"
+
+
+def host_access_hashes(host):
+    """{name: hash} of the login hashes kept on the host (empty without the file)."""
+    result = host.run("cat %s" % ACCESS_HASHES_FILE)
+    return dict(line.split(":", 1) for line in result.stdout.splitlines() if ":" in line) if result.rc == 0 else {}
+
+
+def assert_secrets_absent(site, run, what, passwords=(), hashes=()):
+    """Neither the instance secret, nor the access password (nor `passwords`), nor a
+    bcrypt hash (any, the host's kept ones and `hashes` in either form) in what a run printed."""
+    text = output(run)
     assert site.token, "the scenario has no instance secret to look for"
-    assert site.token not in output(run), "the instance secret leaked in %s" % what
-    assert not site.access_password or site.access_password not in output(run), \
-        "the access password leaked in %s" % what  # issue 11
+    assert site.token not in text, "the instance secret leaked in %s" % what
+    for password in (site.access_password, *passwords):
+        assert not password or password not in text, "the access password leaked in %s" % what  # issue 11
+    for hashed in (*host_access_hashes(site.host).values(), *hashes):
+        for form in (hashed, base64.b64encode(hashed.encode()).decode()):
+            assert form not in text, "a login hash leaked in %s" % what
+    found = BCRYPT_HASH.search(text)
+    assert not found, "a bcrypt hash leaked in %s: ...%s..." % (what, text[max(0, found.start() - 80):found.start()])

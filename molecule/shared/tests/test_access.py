@@ -14,8 +14,9 @@ import os
 
 import pytest
 
-from conftest import basic_auth, host_instance_secret, run_playbook
-from playbook import output, run_with_vars
+from conftest import basic_auth, host_instance_secret, run_playbook, skip_unless_scenario_flag
+from playbook import (ACCESS_HASHES_FILE, assert_secrets_absent, host_access_hashes, output, recap,
+                      run_with_vars, task_statuses)
 
 BOOTSTRAP = "window.__OPENGRAM_BOOTSTRAP__"
 # Paths Opengram answers with its web page (which carries the secret), and
@@ -274,3 +275,84 @@ def test_nginx_public_mode_warns_and_serves_as_before(nginx_site):
         assert restored.returncode == 0, output(restored, 4000)
         assert "WARNING: opengram_access_modes=[public]" not in restored.stdout
     assert fetch(site, "/")[0] == 401
+
+
+# ---- the login hashes (random salts, kept while they verify; never printed) --------------------
+
+# Where each proxy takes the hashes from: nginx's user file (name:hash), Caddy's site file (base64).
+PROXY_HASHES = {"nginx": "/etc/nginx/opengram.htpasswd", "caddy": "/etc/caddy/opengram-deploy/site.caddy"}
+# The task that shows the proxy's hashes changing in a run (--check included).
+PROXY_HASH_TASK = {"nginx": "nginx : Write the basic auth users (bcrypt hashes, not logged)",
+                   "caddy": "caddy : Compare the global options and the site with the live ones"}
+KEEP_TASK = "opengram : Keep the login hashes on the host (root only)"
+
+
+def login(site, user, password, client=None):
+    credentials = base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
+    return fetch(site, "/", "-H", "Authorization: Basic " + credentials, client=client)[0]
+
+
+def proxy_holds(site, hashed):
+    text = site.host.check_output("cat %s", PROXY_HASHES[site.proxy])
+    if site.proxy == "nginx":
+        return ("%s:%s" % (site.access_user, hashed)) in text.splitlines()
+    return base64.b64encode(hashed.encode()).decode() in text.split()
+
+
+def test_the_login_hashes_are_kept_root_only_and_are_the_proxys(site):
+    import bcrypt
+
+    kept = site.host.file(ACCESS_HASHES_FILE)
+    assert kept.exists and (kept.user, kept.group, kept.mode) == ("root", "root", 0o600)
+    hashes = host_access_hashes(site.host)
+    assert list(hashes) == [site.access_user]
+    hashed = hashes[site.access_user]
+    assert hashed.startswith("$2b$10$") and bcrypt.checkpw(site.access_password.encode(), hashed.encode())
+    assert proxy_holds(site, hashed), "%s is not rendered from %s" % (PROXY_HASHES[site.proxy], ACCESS_HASHES_FILE)
+
+
+def test_a_changed_password_gets_a_new_hash_and_no_run_prints_one(site):
+    """--check --diff -vvv with a changed password shows the change (the proxy's
+    hashes would change) but no hash, old or new, and changes nothing; the real
+    run (-vvv --diff) puts a new hash live (new password in, old out), printing
+    none; back to the inventory's password, a new hash again (random salt)."""
+    skip_unless_scenario_flag("ogd_test_safety_checks")
+    import bcrypt
+
+    before = host_access_hashes(site.host)[site.access_user]
+    changed = {"opengram_access_users": [{"name": site.access_user,
+                                          "password": "Hx-" + base64.b64encode(os.urandom(18)).decode()}]}
+    new_password = changed["opengram_access_users"][0]["password"]
+
+    check = run_with_vars(changed, "--limit", site.name, "--check", "--diff", "-vvv")
+    assert check.returncode == 0, output(check, 4000)
+    assert recap(check.stdout, site.name)["changed"] > 0
+    for task in (KEEP_TASK, PROXY_HASH_TASK[site.proxy]):
+        assert "changed" in task_statuses(check.stdout, task), "--check did not show %s changing" % task
+    if site.proxy == "caddy":  # the site's diff is still shown, its hashes hidden
+        assert "<bcrypt hash, not shown>" in check.stdout, output(check, 4000)
+    assert_secrets_absent(site, check, "--check --diff -vvv with a changed password", passwords=[new_password],
+                          hashes=[before])
+    assert host_access_hashes(site.host)[site.access_user] == before, "--check changed the kept hash"
+    assert login(site, site.access_user, site.access_password) == 200
+
+    interim = None
+    try:
+        run = run_with_vars(changed, "--limit", site.name, "--diff", "-vvv")
+        assert run.returncode == 0, output(run, 4000)
+        interim = host_access_hashes(site.host)[site.access_user]
+        assert interim != before and bcrypt.checkpw(new_password.encode(), interim.encode())
+        assert proxy_holds(site, interim) and not proxy_holds(site, before)
+        assert_secrets_absent(site, run, "a run (--diff -vvv) that changes the password", passwords=[new_password],
+                              hashes=[before, interim])
+        assert login(site, site.access_user, new_password) == 200
+        assert login(site, site.access_user, site.access_password) == 401
+    finally:
+        restored = run_playbook("--limit", site.name, "--diff")
+    assert restored.returncode == 0, output(restored, 4000)
+    after = host_access_hashes(site.host)[site.access_user]
+    assert after not in (before, interim), "the same password was given the same salt again"
+    assert_secrets_absent(site, restored, "the run back to the inventory (--diff)", passwords=[new_password],
+                          hashes=[before, interim])
+    assert login(site, site.access_user, site.access_password) == 200
+    assert login(site, site.access_user, new_password) == 401

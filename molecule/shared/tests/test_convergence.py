@@ -8,7 +8,7 @@ import json
 import time
 
 from conftest import run_playbook, skip_unless_scenario_flag
-from playbook import recap
+from playbook import assert_secrets_absent, recap
 
 CONFIG = "/var/lib/opengram/opengram.config.json"
 
@@ -47,3 +47,4 @@ def test_check_mode_on_a_converged_host_reports_no_change(site):
     counters = recap(run.stdout, site.name)
     assert counters["changed"] == 0, run.stdout[-4000:]
     assert counters["failed"] == 0
+    assert_secrets_absent(site, run, "--check --diff on a converged host")

@@ -11,6 +11,12 @@ with ``remote_src``, or with owner, group or mode missing or not plain, the
 module runs as before. A look taken earlier in the run can only be older
 than the file: a file written since by another task is not one of the
 role's looked-at files (each is written by one task).
+
+What it hands back never shows a bcrypt hash: the login gate's hashes are in
+Caddy's site file (base64-encoded, as Caddy takes them) and a hash lets
+whoever reads it test guessed passwords. The diff (``--diff``, ``--check
+--diff``) and the module's arguments (``-vvv``) show ``HIDDEN`` in their
+place and everything else as it is (``redact``).
 """
 
 from __future__ import annotations
@@ -22,6 +28,25 @@ from ansible.module_utils.common.text.converters import to_bytes
 from ansible.plugins.action import ActionBase
 
 _MODE = re.compile(r"^0[0-7]{3}$")
+# A bcrypt hash ($2a$, $2b$, $2x$ or $2y$, cost, 53 characters), and the same
+# base64-encoded (80 characters starting with JDJ, the encoding of "$2").
+_BCRYPT = re.compile(r"\$2[abxy]\$[0-9]{2}\$[./A-Za-z0-9]{53}")
+_BCRYPT_B64 = re.compile(r"(?<![A-Za-z0-9+/])JDJ[A-Za-z0-9+/]{77}(?![A-Za-z0-9+/])")
+HIDDEN = "<bcrypt hash, not shown>"
+
+
+def redact(value):
+    """`value` (a module's result: dicts, lists, strings) with every bcrypt hash replaced by HIDDEN."""
+    if isinstance(value, str):
+        if "$2" not in value and "JDJ" not in value:
+            return value
+        hidden = _BCRYPT_B64.sub(HIDDEN, _BCRYPT.sub(HIDDEN, value))
+        return value if hidden == value else hidden
+    if isinstance(value, dict):
+        return {key: redact(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact(item) for item in value]
+    return value
 
 
 def known_line(dest, content, owner, group, mode):
@@ -44,5 +69,5 @@ class ActionModule(ActionBase):
         if line is not None and line in known:
             result.update(changed=False, differs=False, dest=args["dest"], diff=[])
             return result
-        result.update(self._execute_module(module_args=args, task_vars=task_vars))
+        result.update(redact(self._execute_module(module_args=args, task_vars=task_vars)))
         return result

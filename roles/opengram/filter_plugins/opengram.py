@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import base64
 import datetime
 import hashlib
-import hmac
+import re
 import secrets
 
 
@@ -91,27 +90,49 @@ def opengram_tls_pair_problems(certificate, key, domain, certificate_var="opengr
     return problems
 
 
-# ---- access users, hashed for the proxies (vars/main.yml) -------------------------
-# (their checks: filter_plugins/opengram_input.py)
+# ---- access users, hashed for the proxies (tasks/access.yml) ---------------------
+# (their checks: filter_plugins/opengram_access.py)
 
 # bcrypt cost of the hashes computed here: every request through the password
 # gate verifies one (about 50-80 ms at cost 10 on one core).
 BCRYPT_COST = 10
-_B64_STD = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-_B64_BCRYPT = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+# A bcrypt hash as the proxies take it (the preflight's rule: $2a$, $2b$ or $2y$).
+_BCRYPT_HASH = re.compile(r"^\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}$")
 
 
-def _bcrypt_b64(data):
-    return base64.b64encode(data).decode().rstrip("=").translate(str.maketrans(_B64_STD, _B64_BCRYPT))
+def opengram_access_kept(lines):
+    """{name: hash} of the hash file kept on the host (tasks/access.yml), given its
+    lines `name:hash`; anything else on a line (not a bcrypt hash) is ignored."""
+    kept = {}
+    for line in lines or []:
+        name, sep, value = str(line).strip().partition(":")
+        if sep and name and _BCRYPT_HASH.match(value):
+            kept[name] = value
+    return kept
 
 
-def opengram_access_hashes(users, host):
-    """[{name, hash}] for the proxies: a given bcrypt hash as is, a password
-    hashed here on the controller with a salt derived (HMAC-SHA256 keyed with
-    the password) from the host and user name, so the same input gives the
-    same hash on every run (idempotent) and each host its own."""
+def _verifies(password, hashed):
     import bcrypt
 
+    try:
+        return bcrypt.checkpw(password, hashed.encode())
+    except ValueError:  # not a hash bcrypt can check (or a password it cannot take)
+        return False
+
+
+def opengram_access_hashes(users, kept=None, cost=BCRYPT_COST):
+    """[{name, hash}] for the proxies. A given password_hash is used as is. A
+    password keeps the hash kept on the host for that user (`kept`: the host's
+    `name:hash` lines, or {name: hash}) when that hash verifies it (bcrypt's
+    own check, as community.general.htpasswd does): the same password gives
+    the same hash on every run, so a converged host changes nothing. Otherwise
+    (a new user, a changed password, nothing kept) it is hashed here on the
+    controller with a random salt (bcrypt.gensalt): nothing about the salt
+    derives from the password, the host or the name, so whoever reads a hash
+    must pay bcrypt's cost for every guess."""
+    import bcrypt
+
+    kept = kept if isinstance(kept, dict) else opengram_access_kept(kept)
     result = []
     for user in users or []:
         name = str(user["name"])
@@ -119,9 +140,10 @@ def opengram_access_hashes(users, host):
             result.append({"name": name, "hash": str(user["password_hash"])})
             continue
         password = str(user["password"]).encode()
-        digest = hmac.new(password, ("opengram-deploy|%s|%s" % (host, name)).encode(), hashlib.sha256).digest()
-        salt = ("$2b$%02d$" % BCRYPT_COST + _bcrypt_b64(digest[:16])[:22]).encode()
-        result.append({"name": name, "hash": bcrypt.hashpw(password, salt).decode()})
+        hashed = kept.get(name)
+        if not (hashed and _verifies(password, hashed)):
+            hashed = bcrypt.hashpw(password, bcrypt.gensalt(rounds=int(cost))).decode()
+        result.append({"name": name, "hash": hashed})
     return result
 
 
