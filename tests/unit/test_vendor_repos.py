@@ -1,15 +1,13 @@
 """The vendor repository fixture (tests/fixtures/vendor-repos/build.py) without
 the registries: pins, the tree key, and a repository built from a small
 package, signed, then verified the way apt does (gpgv against the armored key).
-The end-to-end check on Debian 12 is tests/fixtures/vendor-repos/e2e.py
-(containers, about 4 minutes): not part of this stage."""
+The roles meet the real trees in molecule/real and molecule/upgrade."""
 
 from __future__ import annotations
 
 import gzip
 import hashlib
 import importlib.util
-import os
 import re
 import shutil
 import subprocess
@@ -102,14 +100,3 @@ def test_tls_pair_names_the_host_and_chains_to_the_ca(tmp_path):
                    capture_output=True)
     again = vr.ensure_tls(tmp_path / "tls", "vendor.opengram.test")
     assert again["fingerprint"] == tls["fingerprint"]
-
-
-@pytest.mark.skipif(os.environ.get("OGD_VENDOR_REPOS_E2E") != "1",
-                    reason="containers, about 4 minutes: set OGD_VENDOR_REPOS_E2E=1 "
-                           "(or run tests/fixtures/vendor-repos/e2e.py)")
-def test_bookworm_end_to_end():
-    spec = importlib.util.spec_from_file_location("vendor_repos_e2e", ROOT / "tests/fixtures/vendor-repos/e2e.py")
-    e2e = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(e2e)
-    result = e2e.run(prefix=os.environ.get("OGD_VENDOR_REPOS_E2E_PREFIX", "vfx-"))
-    assert result["ok"], result
