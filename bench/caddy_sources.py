@@ -45,8 +45,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import topology  # noqa: E402  (first: puts the repository on sys.path)
-from measure import (AUTHENTICATED, ENDPOINTS, FULL, PROFILE_CONNS, LoadSampler, cpu_per_request,  # noqa: E402
-                     cpu_snapshot, median, playbook, seed_chats, summarize_cpu, summarize_throughput, wrk)
+from measure import (AUTHENTICATED, ENDPOINTS, FULL, PROFILE_CONNS, LoadSampler, container_procs,  # noqa: E402
+                     cpu_per_request, cpu_snapshot, median, playbook, seed_chats, summarize_cpu, summarize_throughput, wrk)
 from report import git_state, machine_info  # noqa: E402
 from run import packed_release  # noqa: E402
 from topology import (APP_PORT, BENCH_IMAGE, BENCH_SECRET, CLIENT, DOMAIN, PEBBLE, PROXY_HOSTS, ROOT,  # noqa: E402
@@ -234,6 +234,19 @@ def setup(env: dict, work: Path) -> list:
     return runs
 
 
+def running_exe(container: str, comm: str) -> str | None:
+    """The executable of the container's process comm, read from this machine's
+    /proc (same kernel; inside the container, without CAP_SYS_PTRACE, root
+    cannot read the exe link of the caddy user's process)."""
+    for pid, name in container_procs(container).items():
+        if name == comm:
+            try:
+                return os.readlink(f"/proc/{pid}/exe")
+            except OSError as exc:
+                return f"unreadable: {exc}"
+    return None
+
+
 def host_versions() -> dict:
     """What runs on each host: caddy version (of the binary the running process
     started from), the caddy package and where it came from, nginx, node, wrk."""
@@ -242,13 +255,12 @@ def host_versions() -> dict:
         def sh(cmd: str) -> str:
             p = dexec(h.name, "sh", "-c", cmd, check=False)
             return (p.stdout or p.stderr).strip()
-        pid = sh("systemctl show -p MainPID --value caddy")
         out[h.name] = {
             "caddy": sh("caddy version"),
             "package": sh("dpkg-query -W -f '${Version}' caddy"),
             "origin": sh("apt-cache policy caddy | sed -n '/\\*\\*\\*/{n;p}'"),
             # "(deleted)" would mean the running Caddy is the binary from before a package switch
-            "running_exe": sh(f"readlink /proc/{pid}/exe") if pid.isdigit() and pid != "0" else None,
+            "running_exe": running_exe(h.name, "caddy"),
             "node": sh("node --version"),
         }
     out[NGINX.name] = {"nginx": (dexec(NGINX.name, "sh", "-c", "nginx -v 2>&1", check=False).stdout or "").strip(),
@@ -263,7 +275,7 @@ def check_versions(ver: dict) -> None:
     up = caddy_release(ver[CADDY_UPSTREAM.name]["caddy"])
     for h in (CADDY_DIST, CADDY_UPSTREAM):
         exe = ver[h.name]["running_exe"] or ""
-        if not exe or "deleted" in exe:
+        if not exe.startswith("/") or "deleted" in exe:
             raise BenchError(f"{h.name}: the running caddy is not the installed binary ({exe!r})")
     if not dist or not up or dist == up:
         raise BenchError(f"the two Caddy hosts do not run different releases: {dist} / {up}")
