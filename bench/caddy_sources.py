@@ -133,11 +133,17 @@ def ratio_summary(runs: list[dict], base_runs: list[dict]) -> dict:
             "per_round_max": max(rounds) if rounds else None}
 
 
+# A second reading: upstream Caddy over the app it proxies to (the same Node
+# process, read directly: the control path). The verdict stays on direct.
+OWN_DIRECT = {UPSTREAM: CONTROL}
+
+
 def summarize(runs: dict[str, dict[str, list[dict]]], direct: str = DIRECT,
               dist: str = DIST) -> dict:
     """{endpoint: {path: [wrk results with "round"]}} -> per endpoint and path:
-    the medians (summarize_throughput), to_direct and, for the other Caddy
-    paths, to_distribution_caddy (ratio_summary)."""
+    the medians (summarize_throughput), to_direct, for the other Caddy paths
+    to_distribution_caddy, and where OWN_DIRECT names one, to_own_host_direct
+    (ratio_summary)."""
     out: dict = {}
     for e, by_path in runs.items():
         out[e] = {}
@@ -146,6 +152,8 @@ def summarize(runs: dict[str, dict[str, list[dict]]], direct: str = DIRECT,
             s["to_direct"] = ratio_summary(rs, by_path.get(direct, []))
             if name != dist and name.startswith("caddy-"):
                 s["to_distribution_caddy"] = ratio_summary(rs, by_path.get(dist, []))
+            if name in OWN_DIRECT:
+                s["to_own_host_direct"] = ratio_summary(rs, by_path.get(OWN_DIRECT[name], []))
             out[e][name] = s
     return out
 
@@ -158,8 +166,10 @@ def verdict(summary: dict, path: str = UPSTREAM, aim: float = AIM) -> dict:
         r = by_path.get(path, {}).get("to_direct", {})
         rounds = r.get("per_round") or []
         ratio = r.get("ratio")
+        own = by_path.get(path, {}).get("to_own_host_direct", {}).get("ratio")
         out[e] = {"ratio": ratio, "reaches": None if ratio is None else ratio >= aim,
-                  "rounds_reaching": sum(x >= aim for x in rounds), "rounds": len(rounds)}
+                  "rounds_reaching": sum(x >= aim for x in rounds), "rounds": len(rounds),
+                  "ratio_to_own_host_direct": own}
     return out
 
 
@@ -209,7 +219,9 @@ def markdown_table(results: dict) -> str:
     for e in eps:
         x = v[e]
         word = "-" if x["reaches"] is None else ("reached" if x["reaches"] else "missed")
+        own = x.get("ratio_to_own_host_direct")
         verdicts.append(f"{x['ratio']:.0%}: {word} ({x['rounds_reaching']} of {x['rounds']} rounds)"
+                        + (f"; {own:.0%} of its own host's direct" if own is not None else "")
                         if x["ratio"] is not None else "-")
     lines.append(f"| upstream Caddy >= {AIM:.0%} of direct | " + " | ".join(verdicts) + " |")
     return "\n".join(lines).replace("%", " %")

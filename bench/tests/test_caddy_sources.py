@@ -74,6 +74,9 @@ def test_summarize_ratios_to_direct_and_to_debians_caddy():
     assert h[cs.UPSTREAM]["to_direct"]["ratio"] == pytest.approx(1550 / 2000)
     assert h[cs.UPSTREAM]["to_distribution_caddy"]["ratio"] == pytest.approx(1550 / 1300)
     assert "to_distribution_caddy" not in h[cs.DIST] and "to_distribution_caddy" not in h["nginx"]
+    assert h[cs.UPSTREAM]["to_own_host_direct"]["ratio"] == pytest.approx(1550 / 2000)
+    assert h[cs.UPSTREAM]["to_own_host_direct"]["per_round"] == pytest.approx([1600 / 1990, 1500 / 2010])
+    assert "to_own_host_direct" not in h[cs.DIST]
     assert s["chats"]["nginx"]["to_direct"]["per_round"] == [0.9, 0.9]
 
 
@@ -108,8 +111,8 @@ def test_markdown_table_side_by_side():
     assert md[3] == "| Debian's Caddy 2.6.2 (`distribution`) | 1300: 65 % | 700: 70 % |"
     assert md[4] == ("| upstream Caddy 2.11.7 (`upstream`) | 1550: 78 %, 1.19x Debian's "
                      "| 750: 75 %, 1.07x Debian's |")
-    assert md[-1] == ("| upstream Caddy >= 75 % of direct | 78 %: reached (2 of 2 rounds) "
-                      "| 75 %: reached (1 of 2 rounds) |")
+    assert md[-1] == ("| upstream Caddy >= 75 % of direct | 78 %: reached (2 of 2 rounds); 78 % of its own "
+                      "host's direct | 75 %: reached (1 of 2 rounds); 75 % of its own host's direct |")
 
 
 def test_inventory_differs_only_in_the_caddy_source(tmp_path, monkeypatch):
