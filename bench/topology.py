@@ -67,7 +67,7 @@ class BenchError(RuntimeError):
 class Host:
     name: str  # container name = inventory hostname
     domain: str
-    role: str  # ours-caddy | ours-nginx | guide-caddy | guide-nginx | pebble | client | fleet
+    role: str  # ours-caddy | ours-nginx | guide-caddy | guide-nginx | pebble | client | fleet | vendor
     image: str
 
 
@@ -262,19 +262,25 @@ def enable_ssh(host: Host, work: Path) -> dict:
 
 
 def write_inventory(work: Path, hosts: list[Host], overrides: dict[str, dict] | None = None,
-                    name: str = "inventory.yml") -> Path:
+                    name: str = "inventory.yml", opengram_vars: dict | None = None) -> Path:
+    """The run's inventory: overrides are host variables by host name;
+    opengram_vars are added to the opengram group's variables (every app host);
+    a host of role vendor serves the vendor repositories (group vendor_repo,
+    molecule/shared/vendor_repo.yml)."""
     artifacts = work / "artifacts"
     version = roles.role_default("opengram_version", error=BenchError)
     connection = {"ansible_connection": "community.docker.docker", "ansible_pipelining": True,
                   "ansible_become": False}
     groups: dict[str, dict] = {"acme": {}, "clients": {}, "opengram": {}, "guide_nginx": {},
-                               "guide_caddy": {}}
+                               "guide_caddy": {}, "vendor_repo": {}}
     for h in hosts:
         hv = {**connection, **(overrides or {}).get(h.name, {})}
         if h.role == "pebble":
             groups["acme"][h.name] = hv
         elif h.role == "client":
             groups["clients"][h.name] = hv
+        elif h.role == "vendor":
+            groups["vendor_repo"][h.name] = hv
         else:
             hv["opengram_domain"] = h.domain
             hv["opengram_proxy"] = {"ours-caddy": "caddy", "fleet": "caddy",
@@ -313,9 +319,11 @@ def write_inventory(work: Path, hosts: list[Host], overrides: dict[str, dict] | 
                 "opengram_firewall": False,
                 "ogdbench_acme_directory": "https://pebble:14000/dir",
                 "ogdbench_acme_ca_src": str(artifacts / "pebble-listener-ca.pem"),
+                **(opengram_vars or {}),
             }},
             "guide_nginx": {"hosts": groups["guide_nginx"]},
             "guide_caddy": {"hosts": groups["guide_caddy"]},
+            "vendor_repo": {"hosts": groups["vendor_repo"]},
         }}}
     path = work / name
     path.touch(mode=0o600)
