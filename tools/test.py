@@ -63,25 +63,26 @@ def real_package() -> Path:
                 or ROOT.parent / "shared" / "opengram" / "opengramsh-opengram-0.2.1.tgz")
 
 
-def skip_reason(scenario: str) -> str | None:
-    """Why a scenario cannot run on this machine, in one line; None when it can."""
+def note(scenario: str) -> str | None:
+    """What a scenario does differently on this machine, in one line; None when nothing."""
     if scenario == "real" and not real_package().is_file():
-        return (f"the real Opengram release {real_package()} is absent "
-                "(set OGD_REAL_PACKAGE to a packed @opengramsh/opengram tarball to run it)")
+        return (f"the real Opengram release {real_package()} is absent: `real` deploys the stand-in on its "
+                "Debian 12 hosts (set OGD_REAL_PACKAGE to a packed @opengramsh/opengram tarball)")
     return None
 
 
 # Stand-in scenarios whose every check the `real` scenario runs on the real
 # release behind the same proxy (real-caddy, real-nginx). A run that includes
 # `real` leaves them out unless they are named with --scenario; a machine
-# without the packed release (the public forge) runs them instead.
+# without the packed release (the public forge) runs them too (there `real`
+# deploys the stand-in on Debian 12, they on Debian 13).
 STANDIN_TWINS = {"caddy": "real-caddy", "nginx": "real-nginx"}
 
 
 def left_out(scenario: str, candidates: list[str], named: bool) -> str | None:
     """Why a runnable scenario is left out of this run, in one line; None when it runs."""
     if (not named and scenario in STANDIN_TWINS and "real" in candidates
-            and skip_reason("real") is None):
+            and real_package().is_file()):
         return (f"covered by the real scenario: its host {STANDIN_TWINS[scenario]} runs these checks on "
                 f"the real release (run it alone with --scenario {scenario})")
     return None
@@ -274,10 +275,12 @@ def main(argv: list[str] | None = None) -> int:
     if "molecule" in stages:
         candidates = args.scenario or scenarios()
         for scenario in candidates:
-            reason = skip_reason(scenario) or left_out(scenario, candidates, bool(args.scenario))
+            reason = left_out(scenario, candidates, bool(args.scenario))
             if reason:
                 print(f"==> molecule {scenario}: skipped: {reason}", flush=True)
             else:
+                if note(scenario):
+                    print(f"==> molecule {scenario}: {note(scenario)}", flush=True)
                 runnable.append(scenario)
     # Base images beyond ensure_all()'s trixie ones (ogd-base:bookworm...) that
     # the scenarios of this run name in their molecule.yml: built (or found
