@@ -22,7 +22,9 @@ def values():
     """The role's defaults as a host would have them, plus a domain."""
     found = yaml.safe_load((ROOT / "roles/opengram/defaults/main.yml").read_text())
     found.update(opengram_domain="chat.example.com", opengram_public_base_url="https://chat.example.com",
-                 opengram_backup_fetch_dir="backups/chat.example.com")
+                 opengram_backup_fetch_dir="backups/chat.example.com",
+                 # Templated as Ansible would (password is in the default modes).
+                 opengram_login_ban=True)
     return found
 
 
@@ -158,3 +160,42 @@ def test_the_trusted_proxies_use_the_access_cidr_check(values):
     values["opengram_trusted_proxies"] = ["0.0.0.0/0"]
     assert any("opengram_trusted_proxies=['0.0.0.0/0'] covers every IPv4 address" in p
                for p in checks.opengram_input_problems(values))
+
+
+# ---- the login ban (roles/fail2ban, issue 28) ---------------------------------------------------
+
+
+def test_the_fail2ban_defaults_pass(values):
+    values.update(yaml.safe_load((ROOT / "roles/fail2ban/defaults/main.yml").read_text()))
+    assert checks.opengram_input_problems(values) == []
+
+
+@pytest.mark.parametrize("name, value, expected", [
+    ("fail2ban_login_max_retries", 0, "fail2ban_login_max_retries=0 is out of range: use 1 to 1000 failed logins"),
+    ("fail2ban_login_find_time", "10m", "fail2ban_login_find_time='10m' is not a whole number"),
+    ("fail2ban_login_ban_time", -1, "fail2ban_login_ban_time=-1 is out of range: use 1 to 31536000 seconds"),
+    ("fail2ban_login_allow_networks", ["192.0.2.7"], "fail2ban_login_allow_networks entry '192.0.2.7' is not a CIDR"),
+    ("fail2ban_login_allow_networks", ["10.0.0.0/33"], "fail2ban_login_allow_networks entry '10.0.0.0/33' is not a CIDR"),
+    ("fail2ban_login_allow_networks", ["0.0.0.0/1", "128.0.0.0/1"],
+     "covers every IPv4 address (0.0.0.0/0): then no client is ever banned"),
+    ("fail2ban_login_allow_networks", "192.0.2.0/24", "fail2ban_login_allow_networks='192.0.2.0/24' is not a list"),
+])
+def test_bad_login_ban_settings_are_refused(values, name, value, expected):
+    values[name] = value
+    problems = checks.opengram_input_problems(values)
+    assert any(expected in p for p in problems), problems
+
+
+def test_a_login_ban_without_the_password_mode_is_refused(values):
+    values.update(opengram_access_modes=["networks"], opengram_access_networks=["192.0.2.0/24"],
+                  opengram_login_ban=True)
+    problems = checks.opengram_input_problems(values)
+    assert any("opengram_login_ban is true but opengram_access_modes=['networks'] has no password mode" in p
+               for p in problems), problems
+    values["opengram_login_ban"] = "False"
+    assert checks.opengram_input_problems(values) == []
+
+
+def test_a_good_allow_list_passes(values):
+    values["fail2ban_login_allow_networks"] = ["192.0.2.0/24", "2001:db8::/48"]
+    assert checks.opengram_input_problems(values) == []

@@ -8,7 +8,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 PLATFORMS = yaml.safe_load((ROOT / "roles/opengram/vars/platforms.yml").read_text())["__opengram_platforms"]
-ROLES = ("common", "opengram", "caddy", "nginx", "certbot")
+ROLES = ("common", "opengram", "caddy", "nginx", "certbot", "fail2ban")
 
 
 def by_distribution():

@@ -58,7 +58,7 @@ PKGS_IMAGE_REVISION = 1
 # Units the packages enable and start at install time: disabled in the image so
 # a container boots like a fresh host that merely has the packages (the roles
 # enable and start what they use). pebble ships no unit (prepare.yml adds one).
-PKGS_DISABLED_UNITS = ("caddy.service", "nginx.service", "ssh.service")
+PKGS_DISABLED_UNITS = ("caddy.service", "nginx.service", "ssh.service", "fail2ban.service")
 
 
 def sources_list(suite: str = DEBIAN_SUITE) -> str:

@@ -35,7 +35,7 @@ _host = _sibling("opengram_host")
 _whole = _host.whole
 
 ROLES_DIR = Path(__file__).resolve().parents[2]
-PREFIXES = ("opengram_", "caddy_", "nginx_", "certbot_")
+PREFIXES = ("opengram_", "caddy_", "nginx_", "certbot_", "fail2ban_")
 
 # ---- what a deployment owns: no extra may override it -------------------------
 # Environment entries templates/etc/opengram/opengram.env.j2 writes, and those
@@ -136,6 +136,9 @@ RANGES = {
     "caddy_hsts_max_age": (0, 63072000, "seconds (0 turns HSTS off)", 31536000),
     "nginx_hsts_max_age": (0, 63072000, "seconds (0 turns HSTS off)", 31536000),
     "nginx_auth_failure_burst": (0, 1000, "failed logins", 5),
+    "fail2ban_login_max_retries": (1, 1000, "failed logins", 5),
+    "fail2ban_login_find_time": (1, 604800, "seconds (a week at most)", 600),
+    "fail2ban_login_ban_time": (1, 31536000, "seconds (a year at most)", 3600),
 }
 PATHS = ("opengram_home", "opengram_config_dir", "opengram_install_dir", "opengram_backup_dir",
          "nginx_acme_webroot", "certbot_webroot", "certbot_byo_dir")
@@ -355,9 +358,29 @@ def _offsite_problems(values):
     return problems
 
 
+# The login ban (roles/fail2ban): an allow list covering everyone would mean no ban at all.
+BAN_EVERYONE = ("then no client is ever banned. List only your own ranges (office, VPN, e.g. 192.0.2.0/24), or "
+                "set opengram_login_ban: false to turn the ban off.")
+
+
+def _login_ban_problems(values):
+    problems = []
+    for name in ("fail2ban_login_allow_networks", "fail2ban_login_trusted_proxies"):
+        if values.get(name):
+            problems.extend(network_problems(values[name], name, BAN_EVERYONE))
+    ban = str(values.get("opengram_login_ban", "false")).lower() in ("true", "yes", "on", "1")
+    modes = values.get("opengram_access_modes")
+    if ban and values.get("opengram_proxy", "caddy") != "none" and isinstance(modes, (list, tuple)) \
+            and "password" not in [str(m) for m in modes]:
+        problems.append("opengram_login_ban is true but opengram_access_modes=%s has no password mode: there are no "
+                        "logins to count. Add password to opengram_access_modes, or set opengram_login_ban: false."
+                        % list(modes))
+    return problems
+
+
 def opengram_input_problems(values, listeners=None):
     """Every problem with the variables in `values` ({name: value}: the opengram_,
-    caddy_, nginx_ and certbot_ variables defined for a host). `listeners`:
+    caddy_, nginx_, certbot_ and fail2ban_ variables defined for a host). `listeners`:
     {report: what validate.yml's host report printed} or its parts {sockets:
     output of `ss -Htlne`, uid: the service user's uid or '', unit: the unit
     file of opengram_service_name or '', unit_ours: yes when the role wrote
@@ -402,6 +425,7 @@ def opengram_input_problems(values, listeners=None):
     problems.extend(_owned_problems(values))
     problems.extend(_entries_problems(values))
     problems.extend(_offsite_problems(values))
+    problems.extend(_login_ban_problems(values))
     if values.get("opengram_trusted_proxies"):
         problems.extend(network_problems(values["opengram_trusted_proxies"], "opengram_trusted_proxies",
                                           TRUST_EVERYONE % values.get("opengram_trusted_proxy_header", "X-Real-IP")))
