@@ -149,12 +149,13 @@ def test_a_failure_runs_the_command_and_pings_url_fail(alert):
 
 
 def test_a_crash_loop_says_so(alert):
-    run, log = alert("fail:opengram.service", {"SubState": "failed", "Result": "start-limit-hit", "NRestarts": "4"},
-                     url=False)
+    # systemd 257 keeps the last run's result (exit-code) when the start limit ends the restarts.
+    run, log = alert("fail:opengram.service", {"SubState": "failed", "Result": "exit-code", "ExecMainStatus": "9",
+                                               "NRestarts": "5"}, url=False)
     assert run.returncode == 0, run.stderr
     (call,) = [json.loads(line) for line in (log / "command").read_text().splitlines()]
-    assert "opengram.service failed: it kept failing to start and systemd gave up restarting it (crash loop, 4 restarts)" \
-        in call["args"][2]
+    assert call["args"][2] == ("app1: opengram.service failed: exited with status 9, after 5 restarts: systemd gave "
+                               "up restarting it (crash loop)")
     assert not (log / "curl").exists()
 
 
