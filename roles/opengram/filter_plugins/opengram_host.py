@@ -58,14 +58,14 @@ def port_problems(values, listeners):
 
 
 def host_report(listeners):
-    """{sockets, uid, unit, unit_ours, calendar, timespan} from validate.yml's
+    """{sockets, uid, unit, unit_ours, calendar, timespan, alert_command} from validate.yml's
     report (key=value lines after `ss -Htlne`'s), or as given."""
     listeners = dict(listeners or {})
     for line in str(listeners.pop("report", "")).splitlines():
         key, _, value = line.partition("=")
         if line.startswith("LISTEN"):
             listeners["sockets"] = listeners.get("sockets", "") + line + "\n"
-        elif key in ("uid", "unit", "unit_ours", "calendar", "timespan"):
+        elif key in ("uid", "unit", "unit_ours", "calendar", "timespan", "alert_command"):
             listeners[key] = value.strip()
     return listeners
 
@@ -111,6 +111,11 @@ def host_problems(values, host):
                 problems.append("%s='%s' is not %s: the backup timer would not load. Write e.g. %s: %s (man "
                                 "systemd.time), or set opengram_backup_timer: false." % (name, values.get(name), what,
                                                                                        name, example))
+    command = str(values.get("opengram_alert_command") or "")
+    if command and host.get("alert_command") == "missing":
+        problems.append("opengram_alert_command='%s' is not an executable file on this host: nothing would tell "
+                        "anyone about a failure. Install it there first (chmod 755), e.g. with a task before "
+                        "site.yml, or set opengram_alert_command: \"\" (no command)." % command)
     return problems
 
 

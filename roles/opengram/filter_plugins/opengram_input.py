@@ -375,6 +375,36 @@ def _login_ban_problems(values):
         problems.append("opengram_login_ban is true but opengram_access_modes=%s has no password mode: there are no "
                         "logins to count. Add password to opengram_access_modes, or set opengram_login_ban: false."
                         % list(modes))
+
+
+# opengram_alert_url: https, a host, an optional port and path; no query,
+# fragment, user info, quotes or spaces (it goes into a shell-quoted settings
+# file and a curl config line).
+ALERT_URL = re.compile(r"^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~%/+-]*)?$")
+
+
+def _alert_problems(values):
+    """opengram_alert_command and opengram_alert_url. The URL is a secret (the
+    check's key): never shown, only what is wrong with it."""
+    problems = []
+    command = values.get("opengram_alert_command")
+    if isinstance(command, str) and command:
+        if not SAFE_PATH.fullmatch(command) or any(part in (".", "..") for part in command.split("/")):
+            problems.append("opengram_alert_command='%s' is not the absolute path of a program on the host (no "
+                            "arguments, spaces or quotes): it is run as COMMAND HOST UNIT SUBJECT with the message on "
+                            "its standard input. Put your command in a script on the host, e.g. "
+                            "opengram_alert_command: /usr/local/bin/notify-admin" % command)
+    url = values.get("opengram_alert_url")
+    if isinstance(url, str) and url:
+        scheme = url.split("://", 1)[0] + "://" if "://" in url else "no scheme"
+        if not url.startswith("https://"):
+            problems.append("opengram_alert_url (value not shown: it is a secret) must be an https:// URL, not %s: "
+                            "the URL is the check's key and the failure message travels with it. Use the https ping "
+                            "URL, e.g. opengram_alert_url: https://hc-ping.com/<uuid> (from Vault)." % scheme[:10])
+        elif not ALERT_URL.fullmatch(url):
+            problems.append("opengram_alert_url (value not shown: it is a secret) is not a plain https URL: only a "
+                            "host, an optional port and a path of letters, digits and . _ ~ % / + -, without query, "
+                            "fragment, user name, quotes or spaces, e.g. opengram_alert_url: https://hc-ping.com/<uuid>.")
     return problems
 
 
@@ -396,6 +426,8 @@ def opengram_input_problems(values, listeners=None):
             continue
         # The port and the whole numbers of WHOLE have messages of their own.
         problem = None if name in WHOLE or name == "opengram_port" else _type_problem(name, values[name], specs[name])
+        if problem and name == "opengram_alert_url":  # a secret: its value is never shown
+            problem = "opengram_alert_url (value not shown: it is a secret) is not a single string. Write one URL."
         if problem:
             problems.append(problem)
             continue
@@ -426,6 +458,7 @@ def opengram_input_problems(values, listeners=None):
     problems.extend(_entries_problems(values))
     problems.extend(_offsite_problems(values))
     problems.extend(_login_ban_problems(values))
+    problems.extend(_alert_problems(values))
     if values.get("opengram_trusted_proxies"):
         problems.extend(network_problems(values["opengram_trusted_proxies"], "opengram_trusted_proxies",
                                           TRUST_EVERYONE % values.get("opengram_trusted_proxy_header", "X-Real-IP")))
