@@ -12,7 +12,6 @@ from pathlib import Path
 
 import jinja2
 import pytest
-import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 spec = importlib.util.spec_from_file_location("opengram_input", ROOT / "roles/opengram/filter_plugins/opengram_input.py")
@@ -21,13 +20,6 @@ spec.loader.exec_module(checks)
 
 SECRET_URL = "https://hc-ping.example/0f4e-secret-uuid"
 
-
-@pytest.fixture
-def values():
-    found = yaml.safe_load((ROOT / "roles/opengram/defaults/main.yml").read_text())
-    found.update(opengram_domain="chat.example.com", opengram_public_base_url="https://chat.example.com",
-                 opengram_backup_fetch_dir="backups/chat.example.com")
-    return found
 
 
 def test_no_hook_and_a_good_hook_pass(values):

@@ -17,16 +17,6 @@ access = importlib.util.module_from_spec(access_spec)
 access_spec.loader.exec_module(access)
 
 
-@pytest.fixture
-def values():
-    """The role's defaults as a host would have them, plus a domain."""
-    found = yaml.safe_load((ROOT / "roles/opengram/defaults/main.yml").read_text())
-    found.update(opengram_domain="chat.example.com", opengram_public_base_url="https://chat.example.com",
-                 opengram_backup_fetch_dir="backups/chat.example.com",
-                 # Templated as Ansible would (password is in the default modes).
-                 opengram_login_ban=True)
-    return found
-
 
 def test_the_defaults_pass(values):
     assert checks.opengram_input_problems(values) == []

@@ -375,6 +375,7 @@ def _login_ban_problems(values):
         problems.append("opengram_login_ban is true but opengram_access_modes=%s has no password mode: there are no "
                         "logins to count. Add password to opengram_access_modes, or set opengram_login_ban: false."
                         % list(modes))
+    return problems
 
 
 # opengram_alert_url: https, a host, an optional port and path; no query,
