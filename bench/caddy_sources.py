@@ -36,7 +36,6 @@ import datetime as dt
 import json
 import os
 import re
-import signal
 import sys
 import time
 from dataclasses import asdict
@@ -45,15 +44,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import topology  # noqa: E402  (first: puts the repository on sys.path)
-from measure import (AUTHENTICATED, ENDPOINTS, FULL, PROFILE_CONNS, LoadSampler, container_procs,  # noqa: E402
-                     cpu_per_request, cpu_snapshot, median, playbook, seed_chats, summarize_cpu, summarize_throughput, wrk)
+from measure import (AUTHENTICATED, ENDPOINTS, FULL, PROFILE_CONNS, bench_session, container_procs,  # noqa: E402
+                     cpu_per_request, cpu_snapshot, median, noise, playbook, seed_chats, summarize_cpu, summarize_throughput, wrk)
 from report import git_state, machine_info  # noqa: E402
 from run import packed_release  # noqa: E402
 from topology import (APP_PORT, BENCH_IMAGE, BENCH_SECRET, CLIENT, DOMAIN, PEBBLE, PROXY_HOSTS, ROOT,  # noqa: E402
-                      BenchError, BenchPath, Host, cleanup_all, cname, create_containers, dexec,
-                      ensure_bench_image, ensure_network, other_containers, our_objects, prepare_client, say,
+                      BenchError, BenchPath, Host, cname, create_containers, dexec,
+                      ensure_bench_image, ensure_network, prepare_client, say,
                       write_inventory)
-from tools.ogd.common import HostPrepError, cache_dir, cache_lock  # noqa: E402
+from tools.ogd.common import HostPrepError, cache_dir  # noqa: E402
 from tools.ogd.env import ensure_all  # noqa: E402
 
 DEFAULT_PACKAGE = ROOT.parent / "shared/opengram/opengramsh-opengram-0.2.1.tgz"
@@ -342,11 +341,6 @@ def main(argv: list[str] | None = None) -> int:
     else:
         say("package: the offline stand-in (tests/fixtures/opengram-standin), not the real app")
     started = dt.datetime.now(dt.timezone.utc)
-
-    def on_term(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-    signal.signal(signal.SIGTERM, on_term)
-
     try:
         env = {**os.environ, **ensure_all()}
     except HostPrepError as exc:
@@ -365,42 +359,26 @@ def main(argv: list[str] | None = None) -> int:
                                for h in HOSTS},
                      "opengram_vars": OPENGRAM_VARS, "paths": [asdict(p) for p in ps]}
     timings: dict[str, float] = {}
-    rc = 0
-    with cache_lock("ogdbench"), LoadSampler() as sampler:
-        results["noise"] = {"other_containers_at_start": len(other_containers())}
-        try:
-            cleanup_all()  # leftovers of an interrupted bench (ours only)
-            t = time.monotonic()
-            setup_runs = setup(env, work)
-            timings["setup"] = time.monotonic() - t
-            results["setup_runs"] = {r.name: {"seconds": r.seconds, "changed": r.changed} for r in setup_runs}
-            results["versions"] = host_versions()
-            say("versions: " + json.dumps(results["versions"]))
-            check_versions(results["versions"])
-            t = time.monotonic()
-            runs, cpu, seeded = measure_paths(ps, args.rounds, args.seconds, args.warmup)
-            timings["measure"] = time.monotonic() - t
-            results["seeded"] = seeded
-            results["throughput"] = summarize(runs)
-            results["cpu_per_request"] = cpu
-            results["verdict"] = verdict(results["throughput"])
-        except (BenchError, HostPrepError) as exc:
-            print(f"bench: ERROR: {exc}", file=sys.stderr, flush=True)
-            rc = 1
-        except KeyboardInterrupt as exc:
-            print(f"bench: interrupted ({exc or 'Ctrl-C'}); cleaning up", file=sys.stderr, flush=True)
-            rc = 130
-        finally:
-            if args.keep:
-                say("--keep: containers left running: " + ", ".join(our_objects("container")))
-            else:
-                t = time.monotonic()
-                cleanup_all()
-                timings["cleanup"] = time.monotonic() - t
-        results["noise"]["other_containers_at_end"] = len(other_containers())
-        results["noise"]["load_samples"] = sampler.samples
-    if rc:
-        return rc
+    with bench_session("bench", args.keep) as session:
+        t = time.monotonic()
+        setup_runs = setup(env, work)
+        timings["setup"] = time.monotonic() - t
+        results["setup_runs"] = {r.name: {"seconds": r.seconds, "changed": r.changed} for r in setup_runs}
+        results["versions"] = host_versions()
+        say("versions: " + json.dumps(results["versions"]))
+        check_versions(results["versions"])
+        t = time.monotonic()
+        runs, cpu, seeded = measure_paths(ps, args.rounds, args.seconds, args.warmup)
+        timings["measure"] = time.monotonic() - t
+        results["seeded"] = seeded
+        results["throughput"] = summarize(runs)
+        results["cpu_per_request"] = cpu
+        results["verdict"] = verdict(results["throughput"])
+    results["noise"] = noise(session)
+    if "cleanup_s" in session:
+        timings["cleanup"] = session["cleanup_s"]
+    if session["rc"]:
+        return session["rc"]
     results["duration_s"] = time.monotonic() - topology.T0
     results["timings_s"] = timings
     results["problems"] = problems(results["throughput"], args.rounds)

@@ -22,18 +22,17 @@ import argparse
 import datetime as dt
 import json
 import os
-import signal
 import statistics
 import sys
 from pathlib import Path
 
 import topology  # first: it puts the repository on sys.path for tools.ogd
-from measure import LoadSampler, cold_converge, playbook, run_record
+from measure import bench_session, cold_converge, playbook, run_record
 from report import fmt, git_state, machine_info
 from run import packed_release
-from topology import (PEBBLE, ROOT, BenchError, cleanup_all, create_containers, ensure_bench_image,
+from topology import (PEBBLE, ROOT, create_containers, ensure_bench_image,
                       ensure_network, say, write_inventory)
-from tools.ogd.common import HostPrepError, cache_dir, cache_lock
+from tools.ogd.common import HostPrepError, cache_dir
 from tools.ogd.env import ensure_all
 
 # The steps of a cold converge worth naming, matched on profile_tasks' task
@@ -87,10 +86,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "docs/bench/cold")
     args = parser.parse_args(argv)
     args.out = args.out.resolve()
-
-    def on_term(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-    signal.signal(signal.SIGTERM, on_term)
     packages: list[dict | None] = [None]
     if args.package:
         packages.append(packed_release(args.package))
@@ -105,33 +100,24 @@ def main(argv: list[str] | None = None) -> int:
     head = {"started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "machine": machine_info(), "tree": git_state(), "rounds": args.rounds}
     runs: list[dict] = []
-    with cache_lock("ogdbench"), LoadSampler() as sampler:
-        try:
-            cleanup_all()
-            say(f"bench image: {ensure_bench_image()}")  # Pebble runs from it
-            ensure_network()
-            create_containers([PEBBLE])
-            playbook("prepare", "molecule/shared/prepare.yml", write_inventory(work, [PEBBLE]), env, work)
-            for rnd in range(1, args.rounds + 1):
-                for pkg in packages:
-                    topology.PACKAGE = pkg
-                    label = "stand-in" if pkg is None else f"{pkg['name']} {pkg['version']}"
-                    name = f"cold-{'standin' if pkg is None else 'real'}-round-{rnd}"
-                    r = cold_converge(name, [PEBBLE], env, work)
-                    runs.append({"name": name, "round": rnd, "package": label, **run_record(r),
-                                 "steps": steps(r.profile)})
-                    # after every run: an interrupted bench keeps what it measured
-                    write(args.out, summary(head, runs, sampler.samples))
-        except (BenchError, HostPrepError) as exc:
-            print(f"bench/cold: ERROR: {exc}", file=sys.stderr)
-            return 1
-        except KeyboardInterrupt as exc:
-            print(f"bench/cold: interrupted ({exc or 'Ctrl-C'}); cleaning up", file=sys.stderr)
-            return 130
-        finally:
-            cleanup_all()
-        load = sampler.samples
-    results = summary(head, runs, load)
+    with bench_session("bench/cold") as session:
+        say(f"bench image: {ensure_bench_image()}")  # Pebble runs from it
+        ensure_network()
+        create_containers([PEBBLE])
+        playbook("prepare", "molecule/shared/prepare.yml", write_inventory(work, [PEBBLE]), env, work)
+        for rnd in range(1, args.rounds + 1):
+            for pkg in packages:
+                topology.PACKAGE = pkg
+                label = "stand-in" if pkg is None else f"{pkg['name']} {pkg['version']}"
+                name = f"cold-{'standin' if pkg is None else 'real'}-round-{rnd}"
+                r = cold_converge(name, [PEBBLE], env, work)
+                runs.append({"name": name, "round": rnd, "package": label, **run_record(r),
+                             "steps": steps(r.profile)})
+                # after every run: an interrupted bench keeps what it measured
+                write(args.out, summary(head, runs, session["sampler"].samples))
+    if session["rc"]:
+        return session["rc"]
+    results = summary(head, runs, session["sampler"].samples)
     write(args.out, results)
     print(table(results))
     say(f"results: {args.out / 'results.json'}")

@@ -33,7 +33,6 @@ import argparse
 import datetime as dt
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -41,13 +40,13 @@ from pathlib import Path
 
 import topology  # first: it puts the repository on sys.path for tools.ogd
 from cold import STEPS, steps, write
-from measure import LoadSampler, cold_converge, median, playbook, run_record
+from measure import bench_session, cold_converge, median, playbook, run_record
 from nochange_ab import export
 from report import fmt, git_state, machine_info
 from run import packed_release
-from topology import (PEBBLE, ROOT, BenchError, cleanup_all, create_containers, ensure_bench_image,
+from topology import (PEBBLE, ROOT, BenchError, create_containers, ensure_bench_image,
                       ensure_network, fleet_hosts, run, say, write_inventory)
-from tools.ogd.common import HostPrepError, cache_dir, cache_lock
+from tools.ogd.common import HostPrepError, cache_dir
 from tools.ogd.env import ensure_all
 
 WHICH = ("old", "new")
@@ -173,10 +172,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.hosts < 1 or args.rounds < 1:
         parser.error("--hosts and --rounds must be at least 1")
     args.out = args.out.resolve()
-
-    def on_term(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-    signal.signal(signal.SIGTERM, on_term)
     try:
         refs = {which: {"ref": ref, "commit": run(["git", "-C", str(ROOT), "rev-parse", "--verify",
                                                    f"{ref}^{{commit}}"]).stdout.strip()}
@@ -194,42 +189,34 @@ def main(argv: list[str] | None = None) -> int:
             "machine": machine_info(), "tree": git_state(), "refs": refs, "hosts": args.hosts,
             "rounds": args.rounds, "package": "stand-in" if pkg is None else f"{pkg['name']} {pkg['version']}"}
     runs: list[dict] = []
-    with cache_lock("ogdbench"), LoadSampler() as sampler, \
+    with bench_session("bench/cold_fleet", errors=(OSError, subprocess.CalledProcessError)) as session, \
             tempfile.TemporaryDirectory(prefix="ogdbench-cold-fleet-") as tmp:
-        try:
-            trees = {which: export(refs[which]["commit"], Path(tmp) / which) for which in WHICH}
-            cleanup_all()
-            say(f"bench image: {ensure_bench_image()}")  # Pebble runs from it
-            ensure_network()
-            create_containers([PEBBLE])
-            playbook("prepare", "molecule/shared/prepare.yml", write_inventory(work, [PEBBLE]), env, work,
-                     tree=trees["new"])
-            for rnd, which in ab_order(args.rounds):
-                name = f"cold-fleet-{args.hosts}-{which}-round-{rnd}"
-                timed = work / "logs" / f"{name}.timed.log"
-                timed.unlink(missing_ok=True)  # Ansible appends to its log
-                r = cold_converge(name, [PEBBLE], {**env, "ANSIBLE_LOG_PATH": str(timed)}, work,
-                                  n=args.hosts, tree=trees[which])
-                runs.append(record(name, rnd, which, refs[which]["commit"], r, timed, names))
-                if args.joining:
-                    joined = timed.with_name(f"{name}-joining.timed.log")
-                    joined.unlink(missing_ok=True)
-                    r = cold_converge(f"{name}-joining", [PEBBLE], {**env, "ANSIBLE_LOG_PATH": str(joined)},
-                                      work, n=1, tree=trees[which], build_cache=work / "builds" / name)
-                    runs.append(record(f"{name}-joining", rnd, f"{which}-joining", refs[which]["commit"], r,
-                                       joined, names[:1]))
-                # after every run: an interrupted bench keeps what it measured
-                write(args.out, {**head, "runs": runs, "summary": summarize(runs),
-                                 "load_samples": sampler.samples})
-        except (BenchError, HostPrepError, OSError, subprocess.CalledProcessError) as exc:
-            print(f"bench/cold_fleet: ERROR: {exc}", file=sys.stderr)
-            return 1
-        except KeyboardInterrupt as exc:
-            print(f"bench/cold_fleet: interrupted ({exc or 'Ctrl-C'}); cleaning up", file=sys.stderr)
-            return 130
-        finally:
-            cleanup_all()
-    results = {**head, "runs": runs, "summary": summarize(runs), "load_samples": sampler.samples}
+        trees = {which: export(refs[which]["commit"], Path(tmp) / which) for which in WHICH}
+        say(f"bench image: {ensure_bench_image()}")  # Pebble runs from it
+        ensure_network()
+        create_containers([PEBBLE])
+        playbook("prepare", "molecule/shared/prepare.yml", write_inventory(work, [PEBBLE]), env, work,
+                 tree=trees["new"])
+        for rnd, which in ab_order(args.rounds):
+            name = f"cold-fleet-{args.hosts}-{which}-round-{rnd}"
+            timed = work / "logs" / f"{name}.timed.log"
+            timed.unlink(missing_ok=True)  # Ansible appends to its log
+            r = cold_converge(name, [PEBBLE], {**env, "ANSIBLE_LOG_PATH": str(timed)}, work,
+                              n=args.hosts, tree=trees[which])
+            runs.append(record(name, rnd, which, refs[which]["commit"], r, timed, names))
+            if args.joining:
+                joined = timed.with_name(f"{name}-joining.timed.log")
+                joined.unlink(missing_ok=True)
+                r = cold_converge(f"{name}-joining", [PEBBLE], {**env, "ANSIBLE_LOG_PATH": str(joined)},
+                                  work, n=1, tree=trees[which], build_cache=work / "builds" / name)
+                runs.append(record(f"{name}-joining", rnd, f"{which}-joining", refs[which]["commit"], r,
+                                   joined, names[:1]))
+            # after every run: an interrupted bench keeps what it measured
+            write(args.out, {**head, "runs": runs, "summary": summarize(runs),
+                             "load_samples": session["sampler"].samples})
+    if session["rc"]:
+        return session["rc"]
+    results = {**head, "runs": runs, "summary": summarize(runs), "load_samples": session["sampler"].samples}
     write(args.out, results)
     print(table(results))
     say(f"results: {args.out / 'results.json'}")

@@ -3,10 +3,13 @@ interleaved round-robin) and the deployment cost (timed playbook runs)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import resource
+import signal
+import sys
 import shlex
 import shutil
 import statistics
@@ -268,6 +271,49 @@ class LoadSampler:
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join(timeout=10)
+
+
+@contextlib.contextmanager
+def bench_session(prog: str, keep: bool = False, errors: tuple = ()):
+    """The frame every bench entry point runs in (run.py, caddy_sources.py, cold.py,
+    cold_fleet.py): SIGTERM taken as Ctrl-C, the bench lock, the load sampled, our
+    leftover containers removed first and ours removed at the end (unless `keep`), and an
+    error of `errors` (BenchError and HostPrepError always) or an interrupt reported in one
+    line instead of raised. Yields a dict: "sampler", "other_containers_at_start", then
+    after the block "rc" (0, 1 after an error, 130 after an interrupt), "cleanup_s" and
+    "other_containers_at_end"."""
+    from tools.ogd.common import HostPrepError, cache_lock
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    signal.signal(signal.SIGTERM, on_term)
+    state: dict = {"rc": 0}
+    with cache_lock("ogdbench"), LoadSampler() as sampler:
+        state.update(sampler=sampler, other_containers_at_start=len(topology.other_containers()))
+        topology.cleanup_all()  # leftovers of an interrupted bench (ours only)
+        try:
+            yield state
+        except (topology.BenchError, HostPrepError, *errors) as exc:
+            print(f"{prog}: ERROR: {exc}", file=sys.stderr, flush=True)
+            state["rc"] = 1
+        except KeyboardInterrupt as exc:
+            print(f"{prog}: interrupted ({exc or 'Ctrl-C'}); cleaning up", file=sys.stderr, flush=True)
+            state["rc"] = 130
+        finally:
+            if keep:
+                topology.say("--keep: containers left running: " + ", ".join(topology.our_objects("container")))
+            else:
+                started = time.monotonic()
+                topology.cleanup_all()
+                state["cleanup_s"] = time.monotonic() - started
+        state["other_containers_at_end"] = len(topology.other_containers())
+
+
+def noise(session: dict) -> dict:
+    """What else ran on the machine during a bench_session: other containers, load samples."""
+    return {"other_containers_at_start": session["other_containers_at_start"],
+            "other_containers_at_end": session["other_containers_at_end"],
+            "load_samples": session["sampler"].samples}
 
 
 def client_json(*args: str, timeout: float = 600) -> dict:

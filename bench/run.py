@@ -36,7 +36,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import signal
 import sys
 import time
 from dataclasses import asdict, replace
@@ -44,14 +43,14 @@ from pathlib import Path
 
 import topology  # first: it puts the repository on sys.path for tools.ogd
 from configs import install_caddy_variant, install_ceilings, install_nginx_variant
-from measure import FULL, SMOKE, LoadSampler, PlaybookRun, deploy_cost, measure_proxies, playbook
+from measure import FULL, SMOKE, PlaybookRun, bench_session, deploy_cost, measure_proxies, noise, playbook
 from report import (aims, git_state, machine_info, markdown, plot_all, problems, render, tables,
                     update_results_md, versions)
 from topology import (BENCH, BENCH_IMAGE, CEILING_PORT, CLIENT, KEEPALIVE_PORT, PEBBLE, PROXY_HOSTS, ROOT,
                       BenchError, BenchPath, Host, bench_paths, cleanup_all, create_containers,
-                      ensure_bench_image, ensure_network, other_containers, our_objects, prepare_client,
+                      ensure_bench_image, ensure_network, prepare_client,
                       say, write_inventory)
-from tools.ogd.common import HostPrepError, cache_dir, cache_lock
+from tools.ogd.common import HostPrepError, cache_dir
 from tools.ogd.env import ensure_all
 
 # ---------------------------------------------------------------------------
@@ -134,11 +133,6 @@ def main(argv: list[str] | None = None) -> int:
         settings = replace(settings, wrk_seconds=args.wrk_seconds)
     out_dir = (args.out or (BENCH / "results/smoke" if args.smoke else ROOT / "docs/bench")).resolve()
     started = dt.datetime.now(dt.timezone.utc)
-
-    def on_term(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-    signal.signal(signal.SIGTERM, on_term)
-
     try:
         env = {**os.environ, **ensure_all()}
     except HostPrepError as exc:
@@ -150,42 +144,27 @@ def main(argv: list[str] | None = None) -> int:
                      "settings": asdict(settings), "machine": machine_info(), "tree": git_state(),
                      "package": topology.PACKAGE}
     timings: dict[str, float] = {}
-    rc = 0
-    with cache_lock("ogdbench"), LoadSampler() as sampler:
-        results["noise"] = {"other_containers_at_start": len(other_containers())}
-        try:
-            cleanup_all()  # leftovers of an interrupted run (ours only)
+    with bench_session("bench", args.keep) as session:
+        t = time.monotonic()
+        hosts, setup_runs, extra_paths = setup_proxies(env, work)
+        timings["setup"] = time.monotonic() - t
+        results["setup_runs"] = {r.name: {"seconds": r.seconds, "changed": r.changed}
+                                 for r in setup_runs}
+        results["versions"] = versions({h.role: h.name for h in hosts})
+        paths = [*bench_paths(), *extra_paths]
+        results["paths"] = [asdict(p) for p in paths]
+        if not args.skip_proxy:
             t = time.monotonic()
-            hosts, setup_runs, extra_paths = setup_proxies(env, work)
-            timings["setup"] = time.monotonic() - t
-            results["setup_runs"] = {r.name: {"seconds": r.seconds, "changed": r.changed}
-                                     for r in setup_runs}
-            results["versions"] = versions({h.role: h.name for h in hosts})
-            paths = [*bench_paths(), *extra_paths]
-            results["paths"] = [asdict(p) for p in paths]
-            if not args.skip_proxy:
-                t = time.monotonic()
-                results["proxy"] = measure_proxies(settings, paths)
-                timings["proxy"] = time.monotonic() - t
-            if not args.skip_deploy_cost:
-                t = time.monotonic()
-                results["deploy"] = deploy_cost(settings, env, work, hosts, args.keep)
-                timings["deploy"] = time.monotonic() - t
-        except (BenchError, HostPrepError) as exc:
-            print(f"bench: ERROR: {exc}", file=sys.stderr, flush=True)
-            rc = 1
-        except KeyboardInterrupt as exc:
-            print(f"bench: interrupted ({exc or 'Ctrl-C'}); cleaning up", file=sys.stderr, flush=True)
-            rc = 130
-        finally:
-            if args.keep:
-                say("--keep: containers left running: " + ", ".join(our_objects("container")))
-            else:
-                t = time.monotonic()
-                cleanup_all()
-                timings["cleanup"] = time.monotonic() - t
-        results["noise"]["other_containers_at_end"] = len(other_containers())
-        results["noise"]["load_samples"] = sampler.samples
+            results["proxy"] = measure_proxies(settings, paths)
+            timings["proxy"] = time.monotonic() - t
+        if not args.skip_deploy_cost:
+            t = time.monotonic()
+            results["deploy"] = deploy_cost(settings, env, work, hosts, args.keep)
+            timings["deploy"] = time.monotonic() - t
+    results["noise"] = noise(session)
+    if "cleanup_s" in session:
+        timings["cleanup"] = session["cleanup_s"]
+    rc = session["rc"]
     if rc:
         return rc
     results["duration_s"] = time.monotonic() - topology.T0
