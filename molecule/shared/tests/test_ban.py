@@ -62,7 +62,12 @@ def login(site, client, password=None, path="/"):
 
 def reset(site):
     # A restarted jail counts from zero; --unban lifts its bans. It keeps
-    # reading its log where it stopped (the file position, the journal's).
+    # reading its log where it stopped (the file position, the journal's),
+    # but Debian 12's fail2ban 1.0.2 reads nginx's file again from its last
+    # line (a failure of an earlier check counted once more): the file is
+    # emptied first, so each check starts from no failure at all.
+    if site.proxy == "nginx":
+        site.host.check_output("truncate --size 0 /var/log/nginx/opengram-login-failures.log")
     site.host.check_output("fail2ban-client reload --restart --unban %s" % JAIL)
     wait_for("the jail is back", lambda: site.host.run("fail2ban-client status %s" % JAIL).rc == 0, 30)
     assert status(site) == (0, [])
