@@ -19,6 +19,14 @@ Each subcommand measures one path and prints one JSON document on stdout:
       Creates N chats with POST /api/v1/chats (the chat list the throughput
       of the second endpoint reads), then GETs PATH with the secret and
       reports its status and how many chats it lists.
+  client.py pageload --url URL [--ca FILE] --user U --password P --count N --mode M
+      N loads of the web app through the password gate, as a browser without
+      a cache fetches it: GET / with basic credentials and browser headers,
+      then every same-site file the page names (scripts, styles, icons, the
+      manifest), on one keep-alive connection. --mode session keeps the
+      cookies the site sets (a browser), nosession never sends one (every
+      request carries only the password, as every browser did before nginx's
+      login sessions), wrong sends a wrong password N times (GET / only).
 
 Chats are created as Opengram 0.2.1 wants them, {"agentIds": [A], "modelId": M}
 (--agent/--model, else the first agent and model of GET /api/v1/config). The
@@ -339,6 +347,75 @@ def cmd_upload(args) -> dict:
     return {"samples": samples, "errors": errors}
 
 
+BROWSER = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+                         "Chrome/131.0.0.0 Safari/537.36",
+           "Accept-Encoding": "gzip, deflate, br, zstd", "Accept-Language": "en-US,en;q=0.9"}
+PAGE_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+
+
+def page_files(html: str) -> list[str]:
+    """The same-site files a page names in src= and href= (absolute paths, no
+    protocol-relative ones), in order, each once."""
+    import re
+    found = re.findall(r'(?:src|href)="(/[^/"][^"]*)"', html)
+    return list(dict.fromkeys(found))
+
+
+def decoded(body: bytes, encoding: str) -> bytes:
+    import zlib
+    if encoding == "gzip":
+        return zlib.decompress(body, 16 + zlib.MAX_WBITS)
+    if encoding == "deflate":
+        return zlib.decompress(body)
+    if encoding in ("", "identity"):
+        return body
+    raise ValueError(f"cannot decode Content-Encoding {encoding!r}")
+
+
+def cmd_pageload(args) -> dict:
+    import base64
+    import collections
+    import http.client
+    _, host, port = split(args.url)
+    password = args.password if args.mode != "wrong" else args.password + "-wrong"
+    basic = "Basic " + base64.b64encode(f"{args.user}:{password}".encode()).decode()
+    conn = http.client.HTTPSConnection(host, port, context=context(args.ca), timeout=30)
+    cookies: dict[str, str] = {}
+    statuses: collections.Counter = collections.Counter()
+    wire = requests = 0
+    issued = 0
+    files: list[str] = []
+
+    def get(path: str, accept: str) -> tuple[int, bytes]:
+        nonlocal wire, requests, issued
+        headers = {**BROWSER, "Accept": accept, "Authorization": basic}
+        if cookies and args.mode == "session":
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
+        conn.request("GET", path, headers=headers)
+        resp = conn.getresponse()
+        body = resp.read()
+        requests += 1
+        wire += len(body)
+        statuses[str(resp.status)] += 1
+        for line in resp.headers.get_all("Set-Cookie") or []:
+            name, _, value = line.split(";", 1)[0].partition("=")
+            issued += 1
+            cookies[name.strip()] = value
+        return resp.status, decoded(body, resp.headers.get("Content-Encoding", ""))
+
+    started = time.monotonic()
+    for _ in range(args.count):
+        status, body = get("/", PAGE_ACCEPT)
+        if args.mode == "wrong" or status != 200:
+            continue
+        files = page_files(body.decode("utf-8", "replace"))
+        for path in files:
+            get(path, "*/*")
+    return {"mode": args.mode, "loads": args.count, "requests": requests, "statuses": dict(statuses),
+            "bytes_on_wire": wire, "seconds": time.monotonic() - started, "files_per_page": len(files),
+            "files": files, "cookies_issued": issued}
+
+
 def cmd_seed(args) -> dict:
     errors = []
     for i in range(args.count):
@@ -374,6 +451,13 @@ def main() -> int:
     d.add_argument("--ca")
     d.add_argument("--count", type=int, default=20)
     d.add_argument("--list", default="/api/v1/chats")
+    g = sub.add_parser("pageload")
+    g.add_argument("--url", required=True)
+    g.add_argument("--ca")
+    g.add_argument("--user", required=True)
+    g.add_argument("--password", required=True)
+    g.add_argument("--count", type=int, default=20)
+    g.add_argument("--mode", choices=("session", "nosession", "wrong"), default="session")
     for sp in (s, u, d):
         sp.add_argument("--token", default="", help="instance secret, sent as Authorization: Bearer")
         sp.add_argument("--agent", default="", help="agent id for new chats (default: the first in /api/v1/config)")
@@ -382,7 +466,7 @@ def main() -> int:
     u.add_argument("--count", type=int, default=1)
     args = p.parse_args()
     fn = {"handshake": cmd_handshake, "sse": cmd_sse, "upload": cmd_upload,
-          "seed": cmd_seed}[args.cmd]
+          "seed": cmd_seed, "pageload": cmd_pageload}[args.cmd]
     print(json.dumps(fn(args)))
     return 0
 

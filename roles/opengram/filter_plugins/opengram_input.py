@@ -111,7 +111,7 @@ FORMATS = {
     "nginx_real_ip_header": (HEADER.pattern, "an HTTP header name", "X-Real-IP"),
     "nginx_proxy_read_timeout": NGINX_TIME,
     "nginx_proxy_send_timeout": NGINX_TIME,
-    "nginx_auth_failure_rate": (r"^[1-9][0-9]*r/[sm]$", "a rate such as 6r/m (per minute) or 1r/s", "6r/m"),
+    "nginx_login_check_rate": (r"^[1-9][0-9]*r/[sm]$", "a rate such as 12r/m (per minute) or 1r/s", "12r/m"),
     "opengram_backup_schedule": (r"^[A-Za-z0-9*:,./~ -]{1,64}$", "a systemd calendar time (man systemd.time)",
                                  "daily"),
     "opengram_backup_randomized_delay": (r"^[0-9]+ ?(ms|s|sec|m|min|h|d)?$", "a systemd time span", "1h"),
@@ -121,6 +121,13 @@ FORMATS = {
     "opengram_restore_offsite_snapshot": (r"^(latest|[0-9a-f]{8,64})$", "latest or a restic snapshot id", "latest"),
     "certbot_cert_name": (r"^[A-Za-z0-9][A-Za-z0-9.-]*$", "a certificate lineage name (letters, digits, . and -)",
                           "chat.example.com"),
+}
+# Variables of an earlier version: old name -> (new name, what changed).
+RENAMED = {
+    "nginx_auth_failure_rate": ("nginx_login_check_rate", "it now counts every password check before bcrypt runs "
+                                "(a browser with a login session needs none), not failed logins after it"),
+    "nginx_auth_failure_burst": ("nginx_login_check_burst", "it now counts every password check before bcrypt "
+                                 "runs, not failed logins after it"),
 }
 # name: (lowest, highest, what it counts, example); numbers given as strings
 # (-e name=value) are accepted when whole.
@@ -135,7 +142,8 @@ RANGES = {
     "opengram_backup_offsite_keep": (1, 10000, "snapshots", 14),
     "caddy_hsts_max_age": (0, 63072000, "seconds (0 turns HSTS off)", 31536000),
     "nginx_hsts_max_age": (0, 63072000, "seconds (0 turns HSTS off)", 31536000),
-    "nginx_auth_failure_burst": (0, 1000, "failed logins", 5),
+    "nginx_login_check_burst": (0, 1000, "password checks", 10),
+    "nginx_login_session_lifetime": (60, 2592000, "seconds (1 minute to 30 days)", 43200),
     "fail2ban_login_max_retries": (1, 1000, "failed logins", 5),
     "fail2ban_login_find_time": (1, 604800, "seconds (a week at most)", 600),
     "fail2ban_login_ban_time": (1, 31536000, "seconds (a year at most)", 3600),
@@ -419,6 +427,11 @@ def opengram_input_problems(values, listeners=None):
     another service, a backup schedule systemd would not load."""
     specs, problems = _specs(), []
     for name in sorted(values):
+        if name in RENAMED:
+            new, why = RENAMED[name]
+            problems.append("%s was renamed %s: %s. Rename it in your inventory (default %r)."
+                            % (name, new, why, specs[new].get("default")))
+            continue
         if name not in specs:
             close = difflib.get_close_matches(name, list(specs), n=1, cutoff=0.85)
             if close:
