@@ -26,7 +26,7 @@ Each subcommand measures one path and prints one JSON document on stdout:
       manifest), on one keep-alive connection. --mode session keeps the
       cookies the site sets (a browser), nosession never sends one (every
       request carries only the password, as every browser did before nginx's
-      login sessions), wrong sends a wrong password N times (GET / only).
+      login sessions), wrong sends N different wrong passwords (GET / only).
 
 Chats are created as Opengram 0.2.1 wants them, {"agentIds": [A], "modelId": M}
 (--agent/--model, else the first agent and model of GET /api/v1/config). The
@@ -377,8 +377,13 @@ def cmd_pageload(args) -> dict:
     import collections
     import http.client
     _, host, port = split(args.url)
-    password = args.password if args.mode != "wrong" else args.password + "-wrong"
-    basic = "Basic " + base64.b64encode(f"{args.user}:{password}".encode()).decode()
+    tries = 0
+
+    def basic() -> str:
+        # A guesser sends a new password each time (Caddy remembers the
+        # answer for one it has checked, a wrong one included).
+        password = args.password if args.mode != "wrong" else f"{args.password}-wrong-{time.time_ns()}-{tries}"
+        return "Basic " + base64.b64encode(f"{args.user}:{password}".encode()).decode()
     conn = http.client.HTTPSConnection(host, port, context=context(args.ca), timeout=30)
     cookies: dict[str, str] = {}
     statuses: collections.Counter = collections.Counter()
@@ -387,8 +392,9 @@ def cmd_pageload(args) -> dict:
     files: list[str] = []
 
     def get(path: str, accept: str) -> tuple[int, bytes]:
-        nonlocal wire, requests, issued
-        headers = {**BROWSER, "Accept": accept, "Authorization": basic}
+        nonlocal wire, requests, issued, tries
+        tries += 1
+        headers = {**BROWSER, "Accept": accept, "Authorization": basic()}
         if cookies and args.mode == "session":
             headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
         conn.request("GET", path, headers=headers)
