@@ -44,16 +44,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import topology  # noqa: E402  (first: puts the repository on sys.path)
-from measure import (AUTHENTICATED, ENDPOINTS, FULL, PROFILE_CONNS, bench_session, container_procs,  # noqa: E402
+from measure import (AUTHENTICATED, ENDPOINTS, FULL, PROFILE_CONNS, add_release_args, bench_env,  # noqa: E402
+                     bench_session, choose_release, container_procs,
                      cpu_per_request, cpu_snapshot, median, noise, playbook, seed_chats, summarize_cpu, summarize_throughput, wrk)
 from report import git_state, machine_info  # noqa: E402
-from run import packed_release  # noqa: E402
 from topology import (APP_PORT, BENCH_IMAGE, BENCH_SECRET, CLIENT, DOMAIN, PEBBLE, PROXY_HOSTS, ROOT,  # noqa: E402
                       BenchError, BenchPath, Host, cname, create_containers, dexec,
                       ensure_bench_image, ensure_network, prepare_client, say,
                       write_inventory)
-from tools.ogd.common import HostPrepError, cache_dir  # noqa: E402
-from tools.ogd.env import ensure_all  # noqa: E402
 
 DEFAULT_PACKAGE = ROOT.parent / "shared/opengram/opengramsh-opengram-0.2.1.tgz"
 DEFAULT_OUT = ROOT / "docs/bench/caddy_sources"
@@ -322,32 +320,20 @@ def measure_paths(ps: list[BenchPath], rounds: int, seconds: float, warmup: floa
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="bench/caddy_sources.py", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--package", type=Path, default=DEFAULT_PACKAGE,
-                    help=f"the packed release to deploy (default {DEFAULT_PACKAGE})")
-    ap.add_argument("--standin", action="store_true",
-                    help="deploy the offline stand-in instead (harness check; not the real app)")
+    add_release_args(ap, DEFAULT_PACKAGE)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seconds", type=float, default=6, help="seconds of each wrk run")
     ap.add_argument("--warmup", type=float, default=3)
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--keep", action="store_true", help="leave the ogdbench-* containers running")
     args = ap.parse_args(argv)
-    if not args.standin:
-        if not args.package.is_file():
-            print(f"no release at {args.package} (--package PATH, or --standin)", file=sys.stderr)
-            return 1
-        topology.PACKAGE = packed_release(args.package)
-        say(f"package: the real {topology.PACKAGE['name']} {topology.PACKAGE['version']}")
-    else:
-        say("package: the offline stand-in (tests/fixtures/opengram-standin), not the real app")
-    started = dt.datetime.now(dt.timezone.utc)
-    try:
-        env = {**os.environ, **ensure_all()}
-    except HostPrepError as exc:
-        print(f"bench: preparing the machine failed: {exc}", file=sys.stderr)
+    if not choose_release(args):
         return 1
-    work = cache_dir() / "bench"
-    work.mkdir(parents=True, exist_ok=True)
+    started = dt.datetime.now(dt.timezone.utc)
+    prepared = bench_env("bench")
+    if prepared is None:
+        return 1
+    env, work = prepared
     ps = paths()
     results: dict = {"schema": 1, "what": "issue 27 item 7: Debian's Caddy and upstream Caddy side by side",
                      "started": started.isoformat(timespec="seconds"),

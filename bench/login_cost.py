@@ -33,22 +33,18 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import topology  # noqa: E402  (first: puts the repository on sys.path)
-from measure import CLK_TCK, bench_session, client_json, cpu_snapshot, noise, playbook  # noqa: E402
+from measure import (CLK_TCK, add_release_args, bench_env, bench_session, choose_release, client_json,  # noqa: E402
+                     cpu_snapshot, noise, playbook)
 from report import git_state, machine_info  # noqa: E402
-from run import packed_release  # noqa: E402
 from topology import (BENCH_LOGIN, BENCH_IMAGE, CLIENT, PEBBLE, PEBBLE_ROOT, PROXY_HOSTS, ROOT,  # noqa: E402
                       BenchError, create_containers, ensure_bench_image, ensure_network, prepare_client,
                       say, write_inventory)
-from tools.ogd.common import HostPrepError, cache_dir  # noqa: E402
-from tools.ogd.env import ensure_all  # noqa: E402
 
 DEFAULT_PACKAGE = ROOT.parent / "shared/opengram/opengramsh-opengram-0.2.1.tgz"
 DEFAULT_OUT = ROOT / "docs/bench/login_cost"
@@ -180,26 +176,19 @@ def measure(rounds: int, loads: int, wrong: int) -> dict:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="bench/login_cost.py", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--package", type=Path, default=DEFAULT_PACKAGE)
-    ap.add_argument("--standin", action="store_true", help="deploy the offline stand-in (harness check)")
+    add_release_args(ap, DEFAULT_PACKAGE)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--loads", type=int, default=20, help="page loads per batch")
     ap.add_argument("--wrong", type=int, default=30, help="wrong-password requests per batch")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--keep", action="store_true", help="leave the ogdbench-* containers running")
     args = ap.parse_args(argv)
-    if not args.standin:
-        if not args.package.is_file():
-            print(f"no release at {args.package} (--package PATH, or --standin)", file=sys.stderr)
-            return 1
-        topology.PACKAGE = packed_release(args.package)
-    try:
-        env = {**os.environ, **ensure_all()}
-    except HostPrepError as exc:
-        print(f"bench: preparing the machine failed: {exc}", file=sys.stderr)
+    if not choose_release(args):
         return 1
-    work = cache_dir() / "bench"
-    work.mkdir(parents=True, exist_ok=True)
+    prepared = bench_env("bench")
+    if prepared is None:
+        return 1
+    env, work = prepared
     results: dict = {"schema": 1, "what": "issue 28 item 3: the password gate's CPU cost, Caddy and nginx",
                      "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                      "settings": {"rounds": args.rounds, "loads": args.loads, "wrong": args.wrong,

@@ -309,6 +309,45 @@ def bench_session(prog: str, keep: bool = False, errors: tuple = ()):
         state["other_containers_at_end"] = len(topology.other_containers())
 
 
+def bench_env(prog: str, workdir: str = "bench") -> tuple[dict, Path] | None:
+    """The environment for ansible and molecule (the machine prepared first:
+    tools/hostprep.py) and the bench's work directory; None, after saying
+    why, when the machine could not be prepared."""
+    from tools.ogd.common import HostPrepError, cache_dir
+    from tools.ogd.env import ensure_all
+    try:
+        env = {**os.environ, **ensure_all()}
+    except HostPrepError as exc:
+        print(f"{prog}: preparing the machine failed: {exc}", file=sys.stderr)
+        return None
+    work = cache_dir() / workdir
+    work.mkdir(parents=True, exist_ok=True)
+    return env, work
+
+
+def add_release_args(ap, default: Path) -> None:
+    """--package (the packed real release, default `default`) and --standin."""
+    ap.add_argument("--package", type=Path, default=default,
+                    help=f"the packed release to deploy (default {default})")
+    ap.add_argument("--standin", action="store_true",
+                    help="deploy the offline stand-in instead (harness check; not the real app)")
+
+
+def choose_release(args) -> bool:
+    """topology.PACKAGE from --package, unless --standin; False, after saying
+    why, when the packed release is not there."""
+    from run import packed_release
+    if args.standin:
+        topology.say("package: the offline stand-in (tests/fixtures/opengram-standin), not the real app")
+        return True
+    if not args.package.is_file():
+        print(f"no release at {args.package} (--package PATH, or --standin)", file=sys.stderr)
+        return False
+    topology.PACKAGE = packed_release(args.package)
+    topology.say(f"package: the real {topology.PACKAGE['name']} {topology.PACKAGE['version']}")
+    return True
+
+
 def noise(session: dict) -> dict:
     """What else ran on the machine during a bench_session: other containers, load samples."""
     return {"other_containers_at_start": session["other_containers_at_start"],

@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import sys
 import time
 from dataclasses import asdict, replace
@@ -43,15 +42,13 @@ from pathlib import Path
 
 import topology  # first: it puts the repository on sys.path for tools.ogd
 from configs import install_caddy_variant, install_ceilings, install_nginx_variant
-from measure import FULL, SMOKE, PlaybookRun, bench_session, deploy_cost, measure_proxies, noise, playbook
+from measure import FULL, SMOKE, PlaybookRun, bench_env, bench_session, deploy_cost, measure_proxies, noise, playbook
 from report import (aims, git_state, machine_info, markdown, plot_all, problems, render, tables,
                     update_results_md, versions)
 from topology import (BENCH, BENCH_IMAGE, CEILING_PORT, CLIENT, KEEPALIVE_PORT, PEBBLE, PROXY_HOSTS, ROOT,
                       BenchError, BenchPath, Host, bench_paths, cleanup_all, create_containers,
                       ensure_bench_image, ensure_network, prepare_client,
                       say, write_inventory)
-from tools.ogd.common import HostPrepError, cache_dir
-from tools.ogd.env import ensure_all
 
 # ---------------------------------------------------------------------------
 # main
@@ -133,13 +130,10 @@ def main(argv: list[str] | None = None) -> int:
         settings = replace(settings, wrk_seconds=args.wrk_seconds)
     out_dir = (args.out or (BENCH / "results/smoke" if args.smoke else ROOT / "docs/bench")).resolve()
     started = dt.datetime.now(dt.timezone.utc)
-    try:
-        env = {**os.environ, **ensure_all()}
-    except HostPrepError as exc:
-        print(f"bench: preparing the machine failed: {exc}", file=sys.stderr)
+    prepared = bench_env("bench")
+    if prepared is None:
         return 1
-    work = cache_dir() / "bench"
-    work.mkdir(parents=True, exist_ok=True)
+    env, work = prepared
     results: dict = {"schema": 1, "mode": settings.mode, "started": started.isoformat(timespec="seconds"),
                      "settings": asdict(settings), "machine": machine_info(), "tree": git_state(),
                      "package": topology.PACKAGE}
