@@ -13,7 +13,8 @@ Steps (each is a subcommand and a function):
                by the same recipe (tools/test.py does so for a scenario whose
                molecule.yml names it)
   venv         ensure ``$OGD_CACHE/venv-<key>`` with requirements-dev.txt installed
-  collections  extract the collections pinned in requirements.yml from the
+  collections  extract the collections pinned in requirements.yml and
+               requirements-dev.yml from the
                ``ansible`` wheel on PyPI (Galaxy is not reachable)
   browser      ensure Debian's ``chromium`` and ``chromium-driver`` (the headless
                browser of molecule/shared/tests/test_browser.py); prints the

@@ -4,8 +4,9 @@
 Prepares the machine (Docker engine, base image, venv, collections: see
 tools/hostprep.py), then runs these stages (in this order with --jobs 1; two
 at a time, see below) and stops at nothing until the end:
-  lint      ansible-lint (production profile, offline), yamllint, actionlint and
-            shellcheck of the operator programs (tools/shellcheck.py)
+  lint      ansible-lint (production profile, offline), yamllint, actionlint,
+            shellcheck of the operator programs (tools/shellcheck.py) and
+            `ansible-builder create` of execution-environment.yml (tools/ee.py)
   pytest    unit tests, the stand-in's own tests (tests/) and bench/tests
   molecule  `molecule test -s NAME` for every scenario under molecule/, except
             the stand-in twins of `real` (caddy, nginx) when the real release
@@ -263,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
         checks += [("ansible-lint", ["ansible-lint", "--offline", "--profile", "production"]),
                    ("yamllint", ["yamllint", "--strict", "."]),
                    ("actionlint", ["actionlint"]),
-                   ("shellcheck", ["python3", "tools/shellcheck.py"])]
+                   ("shellcheck", ["python3", "tools/shellcheck.py"]),
+                   ("execution-environment", ["python3", "tools/ee.py"])]
     if "pytest" in stages:
         checks.append(("pytest", ["python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests", "bench/tests"]))
     # The bench smoke has its own containers (ogdbench-*): it takes the first

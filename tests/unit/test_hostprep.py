@@ -17,6 +17,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from tools.ogd import common, docker, galaxy, images, roles  # noqa: E402
+from tools.ogd.common import HostPrepError  # noqa: E402
 from tools.ogd import env as ogd_env, venv as ogd_venv  # noqa: E402
 from tools.ogd.common import HostPrepError  # noqa: E402
 
@@ -57,12 +58,21 @@ def test_parse_keeps_file_order():
         "community.docker", "ansible.posix", "community.general"]
 
 
-def test_repo_requirements_yml_parses_and_pins_the_needed_collections():
-    pins = galaxy.parse_requirements_yml(
-        (REPO_ROOT / "requirements.yml").read_text())
-    for needed in ("community.docker", "ansible.posix",
-                   "community.library_inventory_filtering_v1", "community.general"):
-        assert needed in pins
+def test_repo_requirements_pin_what_runs_and_what_tests_need_apart():
+    run = galaxy.parse_requirements_yml((REPO_ROOT / "requirements.yml").read_text())
+    dev = galaxy.parse_requirements_yml((REPO_ROOT / "requirements-dev.yml").read_text())
+    assert list(run) == ["ansible.posix"]  # ansible.cfg's profile_tasks callback
+    assert set(dev) == {"community.docker", "community.library_inventory_filtering_v1"}
+    _, pins = galaxy.requirements_pins()
+    assert pins == {**run, **dev}
+
+
+def test_a_collection_pinned_in_both_files_is_refused(tmp_path):
+    a, b = tmp_path / "a.yml", tmp_path / "b.yml"
+    a.write_text("collections:\n  - name: a.b\n    version: 1.0.0\n")
+    b.write_text("collections:\n  - name: a.b\n    version: 1.0.0\n")
+    with pytest.raises(HostPrepError, match="pinned in a.yml already"):
+        galaxy.requirements_pins((a, b))
 
 
 @pytest.mark.parametrize("text, message", [

@@ -1,5 +1,6 @@
-"""The collections pinned in requirements.yml, extracted from the ``ansible``
-wheel on PyPI (Galaxy is not reachable)."""
+"""The collections pinned in requirements.yml (run time) and
+requirements-dev.yml (tests), extracted from the ``ansible`` wheel on PyPI
+(Galaxy is not reachable)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from tools.ogd.common import (REPO_ROOT, STAMP_NAME, HostPrepError, cache_dir, c
 from tools.ogd.venv import _read_bytes, _venv_usable, ensure_venv, venv_path
 
 REQUIREMENTS_YML = REPO_ROOT / "requirements.yml"
+REQUIREMENTS_DEV_YML = REPO_ROOT / "requirements-dev.yml"
 # The ``ansible`` community package whose wheel carries the collections.
 ANSIBLE_BUNDLE_VERSION = "12.3.0"
 COLLECTIONS_REVISION = 1
@@ -237,11 +239,24 @@ def ansible_wheel(bundle: str = ANSIBLE_BUNDLE_VERSION) -> tuple[Path, bool]:
     raise HostPrepError(f"pip download left no {pattern} in {wheels}; log: {log}")
 
 
+def requirements_pins(files: tuple[Path, ...] = (REQUIREMENTS_YML, REQUIREMENTS_DEV_YML)) -> tuple[bytes, dict[str, str]]:
+    """The text of the requirements files (one after the other) and their pins
+    together; a collection pinned in two of them is an error."""
+    text, pins = b"", {}
+    for path in files:
+        raw = _read_bytes(path)
+        text += raw
+        for fqcn, version in parse_requirements_yml(raw.decode(), str(path)).items():
+            if fqcn in pins:
+                raise HostPrepError(f"{path}: {fqcn} is pinned in {files[0].name} already (one file per collection)")
+            pins[fqcn] = version
+    return text, pins
+
+
 def ensure_collections() -> Path:
     """Ensure the pinned collections are on the collections path; return that path."""
     with step("collections") as done, cache_lock("collections"):
-        text = _read_bytes(REQUIREMENTS_YML)
-        pins = parse_requirements_yml(text.decode(), str(REQUIREMENTS_YML))
+        text, pins = requirements_pins()
         key = collections_key(text)
         dest = collections_path()
         listing = ", ".join(f"{k} {v}" for k, v in pins.items())
