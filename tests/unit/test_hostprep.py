@@ -295,7 +295,8 @@ def test_environment_paths(_cache):
     venv = ogd_venv.venv_path()
     assert env["OGD_VENV"] == str(venv) == env["VIRTUAL_ENV"]
     assert env["PATH"] == f"{venv}/bin:/usr/bin:/bin"
-    assert env["ANSIBLE_COLLECTIONS_PATH"] == str(_cache / "collections")
+    assert env["ANSIBLE_COLLECTIONS_PATH"] == str(galaxy.collections_path())
+    assert galaxy.collections_path().parent == _cache and galaxy.collections_path().name.startswith("collections-")
     assert env["ANSIBLE_HOME"] == str(_cache / "ansible-home")
     assert not _cache.exists(), "environment() without ensure must not create anything"
 
@@ -307,7 +308,8 @@ def test_env_block_is_sourceable(tmp_path, monkeypatch):
     out = subprocess.run(["bash", "-c", script], capture_output=True, text=True,
                          env={"PATH": "/usr/bin:/bin"}, check=True).stdout.splitlines()
     venv = ogd_venv.venv_path()
-    assert out == [str(venv), str(tmp_path / "with space" / "collections"), f"{venv}/bin"]
+    assert out == [str(venv), str(galaxy.collections_path()), f"{venv}/bin"]
+    assert out[1].startswith(str(tmp_path / "with space") + "/collections-")
 
 
 def test_step_prints_one_line(capsys):

@@ -132,8 +132,11 @@ def parse_requirements_yml(text: str, source: str = "requirements.yml") -> dict[
 
 
 def collections_path() -> Path:
-    """The directory for ``collections_path`` / ``ANSIBLE_COLLECTIONS_PATH``."""
-    return cache_dir() / "collections"
+    """The directory for ``collections_path`` / ``ANSIBLE_COLLECTIONS_PATH``:
+    one per set of pins (like the venv), so that two checkouts of other
+    commits on one machine never change each other's collections mid-run."""
+    text, _ = requirements_pins()
+    return cache_dir() / f"collections-{collections_key(text)[:16]}"
 
 
 def collections_key(requirements_text: bytes, bundle: str = ANSIBLE_BUNDLE_VERSION) -> str:
