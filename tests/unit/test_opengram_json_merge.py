@@ -65,3 +65,15 @@ def test_invalid_existing_file_fails_clearly(tmp_path, content):
     assert result["failed"] is True
     assert str(path) in result["msg"]
     assert path.read_text() == content
+
+
+def test_written_atomically_with_its_mode_and_no_temporary_file_left(tmp_path):
+    path = tmp_path / "opengram.config.json"
+    run_module({"path": str(path), "settings": {"a": 1}, "mode": "0640"})
+    assert oct(path.stat().st_mode & 0o777) == "0o640"
+    path.chmod(0o604)
+    # Without a mode, a rewrite keeps the replaced file's.
+    assert run_module({"path": str(path), "settings": {"a": 2}})["changed"] is True
+    assert oct(path.stat().st_mode & 0o777) == "0o604"
+    assert json.loads(path.read_text()) == {"a": 2}
+    assert [p.name for p in tmp_path.iterdir()] == ["opengram.config.json"]

@@ -45,9 +45,9 @@ config:
 
 import json
 import os
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common_atomic import replace_file
 
 
 def merge(base, owned):
@@ -102,18 +102,18 @@ def main():
         result["diff"] = dict(before=before_text, after=render(merged) if changed else before_text,
                               before_header=path, after_header=path)
 
-    if changed and not module.check_mode:
-        directory = os.path.dirname(path) or "."
-        fd, tmp = tempfile.mkstemp(prefix=".opengram-config.", dir=directory)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(render(merged))
-            module.atomic_move(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-
     file_args = module.load_file_common_arguments(module.params)
+    if changed and not module.check_mode:
+        # roles/common's one atomic write: the temporary file gets its owner,
+        # group and mode before it takes the name (without a mode, the one
+        # of the file it replaces).
+        def prepare(tmp):
+            if file_args.get("mode") is None and os.path.exists(path):
+                os.chmod(tmp, os.stat(path).st_mode & 0o7777)
+            module.set_fs_attributes_if_different(dict(file_args, path=tmp), False)
+
+        replace_file(path, render(merged).encode("utf-8"), ".opengram-config.", prepare)
+
     if not module.check_mode or os.path.exists(path):
         result["changed"] = module.set_fs_attributes_if_different(file_args, result["changed"])
     module.exit_json(**result)
