@@ -266,13 +266,57 @@ def host_instance_secret(host):
     return result.stdout.strip() if result.rc == 0 else ""
 
 
+def basic_header(user, password):
+    """curl arguments sending these basic auth credentials. A header, so the raw password is
+    not on the client's command line either."""
+    return ["-H", "Authorization: Basic " + base64.b64encode(("%s:%s" % (user, password)).encode()).decode()]
+
+
 def basic_auth(site):
-    """curl arguments that log in through the password gate (nothing when there is no user).
-    A header, so the raw password is not on the client's command line either."""
-    if not site.access_user:
-        return []
-    credentials = base64.b64encode(("%s:%s" % (site.access_user, site.access_password)).encode()).decode()
-    return ["-H", "Authorization: Basic " + credentials]
+    """curl arguments that log in through the password gate (nothing when there is no user)."""
+    return basic_header(site.access_user, site.access_password) if site.access_user else []
+
+
+def client_address(client):
+    """The client container's address, as the site's proxy sees it."""
+    return client.check_output("hostname -I").split()[0]
+
+
+def wait_for(check, timeout, what, every=0.2):
+    """check()'s first true value, polled every `every` s until `timeout` s have passed."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(every)
+    pytest.fail("%s: not within %s s" % (what, timeout))
+
+
+SESSION_COOKIE = "__Host-opengram_session"  # nginx's login session (test_session.py)
+
+
+def request(site, path, *args, client=None):
+    """(status, {lower-case header: [values]}, body) of one GET from a client."""
+    result = site.curl("--path-as-is", "--include", "--max-time", "8", *args, site.base + path, client=client)
+    assert result.rc == 0, "curl exit %d: %s" % (result.rc, result.stderr)
+    head, _, body = result.stdout.replace("\r\n", "\n").partition("\n\n")
+    lines = head.splitlines()
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers.setdefault(name.strip().lower(), []).append(value.strip())
+    return int(lines[0].split()[1]), headers, body
+
+
+def session_of(headers):
+    """nginx's session cookie value and its attributes ({lower-case name: value}) from the
+    Set-Cookie headers of request(); (None, {}) when none was set."""
+    for line in headers.get("set-cookie", []):
+        if line.startswith(SESSION_COOKIE + "="):
+            first, *attrs = [part.strip() for part in line.split(";")]
+            return first.split("=", 1)[1], {a.split("=", 1)[0].lower(): a.partition("=")[2] for a in attrs}
+    return None, {}
 
 
 # ---- coexistence (issue 14): the operator's own sites beside ours ---------------------

@@ -14,7 +14,8 @@ import os
 
 import pytest
 
-from conftest import basic_auth, host_instance_secret, run_playbook, skip_unless_scenario_flag
+from conftest import (basic_auth, basic_header, client_address, host_instance_secret, request, run_playbook,
+                      SESSION_COOKIE, session_of, skip_unless_scenario_flag)
 from playbook import (ACCESS_HASHES_FILE, assert_secrets_absent, host_access_hashes, output, recap,
                       run_with_vars, task_statuses)
 
@@ -221,10 +222,6 @@ def _run_with(site, values):
     return run_with_vars(values, "--limit", site.name)
 
 
-def client_address(client):
-    return client.check_output("hostname -I").split()[0]
-
-
 def test_caddy_networks_mode_and_secret_rotation(caddy_site):
     """networks + password: the allowed client works (with the password), the other gets 403
     everywhere but health. The same run rotates the secret: old refused, new accepted."""
@@ -288,21 +285,19 @@ KEEP_TASK = "opengram : Keep the login hashes on the host (root only)"
 
 
 def login(site, user, password, client=None):
-    credentials = base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
-    return fetch(site, "/", "-H", "Authorization: Basic " + credentials, client=client)[0]
+    return fetch(site, "/", *basic_header(user, password), client=client)[0]
 
 
 def nginx_session(site):
     """nginx: the login session cookie (name=value) a login is given; None behind Caddy."""
     if site.proxy != "nginx":
         return None
-    credentials = base64.b64encode(("%s:%s" % (site.access_user, site.access_password)).encode()).decode()
-    status, text = fetch(site, "/", "-H", "Authorization: Basic " + credentials)
-    cookies = [line.split(":", 1)[1].strip().split(";")[0] for line in text.splitlines()
-               if line.lower().startswith("set-cookie:") and "__Host-opengram_session=" in line]
-    assert status == 200 and len(cookies) == 1, text[:400]
-    assert fetch(site, "/", "-H", "Cookie: " + cookies[0])[0] == 200
-    return cookies[0]
+    status, headers, _ = request(site, "/", *basic_auth(site))
+    value = session_of(headers)[0]
+    assert status == 200 and value, headers
+    cookie = "%s=%s" % (SESSION_COOKIE, value)
+    assert fetch(site, "/", "-H", "Cookie: " + cookie)[0] == 200
+    return cookie
 
 
 def proxy_holds(site, hashed):

@@ -11,13 +11,14 @@ instead (never printed) and a run without any hook (everything removed), and
 the inventory's run again. Conditions are polled against deadlines.
 """
 
+import contextlib
 import json
 import secrets
 import time
 
 import pytest
 
-from conftest import skip_unless_scenario_flag
+from conftest import skip_unless_scenario_flag, wait_for
 from playbook import output, run_playbook, run_with_vars
 
 LOG = "/var/log/ogd-test-alerts.jsonl"
@@ -45,15 +46,14 @@ def show(host, unit, prop):
     return host.check_output("systemctl show -P %s %s", prop, unit)
 
 
-def wait_for(check, timeout, what):
-    """check()'s first true value, polled until `timeout` s have passed."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    pytest.fail("%s: not within %d s" % (what, timeout))
+@contextlib.contextmanager
+def restored(host, path, copy):
+    """`path` as it is now, put back (with its owner and mode) when the block ends."""
+    host.check_output("cp -p %s %s", path, copy)
+    try:
+        yield
+    finally:
+        host.run("cp -p %s %s && rm -f %s", copy, path, copy)
 
 
 def the_one_alert(host, unit, before):
@@ -116,24 +116,23 @@ def test_a_failing_certbot_renewal_alerts_once(nginx_site):
     before = len(alerts(host, unit))
     ip = host.check_output("getent ahostsv4 pebble | awk 'NR == 1 {print $1}'")
     assert ip
-    host.check_output("cp -p %s /root/ogd-test-cli.ini", CLI_INI)
-    try:
-        # The certificate is due (as it is 30 days before expiry: forced here through certbot's own
-        # configuration file, which the timer's `certbot -q renew` reads) and the ACME CA refuses
-        # connections: the renewal that certbot.timer starts fails.
-        host.check_output("echo 'force-renewal = True' >> %s", CLI_INI)
-        host.check_output(
-            "nft add table inet {t} && nft add chain inet {t} output "
-            "'{{ type filter hook output priority -20; policy accept; }}' && "
-            "nft add rule inet {t} output ip daddr {ip} meta l4proto tcp reject with tcp reset".format(t=BLOCK_TABLE, ip=ip))
-        started = time.monotonic()
-        assert host.run("systemctl start %s", unit).rc != 0, "the renewal did not fail"
-        print("certbot.service failed after %.1f s" % (time.monotonic() - started))
-        record = the_one_alert(host, unit, before)
-    finally:
-        host.run("cp -p /root/ogd-test-cli.ini %s && rm -f /root/ogd-test-cli.ini", CLI_INI)
-        host.run("nft delete table inet %s", BLOCK_TABLE)
-        host.run("systemctl reset-failed %s", unit)
+    with restored(host, CLI_INI, "/root/ogd-test-cli.ini"):
+        try:
+            # The certificate is due (as it is 30 days before expiry: forced here through certbot's own
+            # configuration file, which the timer's `certbot -q renew` reads) and the ACME CA refuses
+            # connections: the renewal that certbot.timer starts fails.
+            host.check_output("echo 'force-renewal = True' >> %s", CLI_INI)
+            host.check_output(
+                "nft add table inet {t} && nft add chain inet {t} output "
+                "'{{ type filter hook output priority -20; policy accept; }}' && "
+                "nft add rule inet {t} output ip daddr {ip} meta l4proto tcp reject with tcp reset".format(t=BLOCK_TABLE, ip=ip))
+            started = time.monotonic()
+            assert host.run("systemctl start %s", unit).rc != 0, "the renewal did not fail"
+            print("certbot.service failed after %.1f s" % (time.monotonic() - started))
+            record = the_one_alert(host, unit, before)
+        finally:
+            host.run("nft delete table inet %s", BLOCK_TABLE)
+            host.run("systemctl reset-failed %s", unit)
     assert_names_host_and_failure(record, site, unit, "exited with status")
     assert host.run("nft list table inet %s", BLOCK_TABLE).rc != 0
     assert "force-renewal" not in host.file(CLI_INI).content_string
@@ -144,20 +143,19 @@ def test_a_crash_loop_ends_failed_and_alerts_once(nginx_site):
     site, unit = nginx_site, "opengram.service"
     host = site.host
     before = len(alerts(host, unit))
-    host.check_output("cp -p %s /root/ogd-test-opengram.env", ENV_FILE)
     try:
-        # A setting Node.js refuses at start: every start fails at once, as with a broken release.
-        host.check_output("echo NODE_OPTIONS=--ogd-test-no-such-option >> %s", ENV_FILE)
-        host.check_output("systemctl restart %s", unit)
-        started = time.monotonic()
-        wait_for(lambda: show(host, unit, "ActiveState") == "failed", 120, "%s failed for good" % unit)
-        print("crash loop: %s failed for good after %.1f s, %s restarts" % (
-            unit, time.monotonic() - started, show(host, unit, "NRestarts")))
-        # systemd 257 keeps the last run's result (exit-code); the start limit ended the restarts.
-        assert int(show(host, unit, "NRestarts")) >= 4
-        record = the_one_alert(host, unit, before)
+        with restored(host, ENV_FILE, "/root/ogd-test-opengram.env"):
+            # A setting Node.js refuses at start: every start fails at once, as with a broken release.
+            host.check_output("echo NODE_OPTIONS=--ogd-test-no-such-option >> %s", ENV_FILE)
+            host.check_output("systemctl restart %s", unit)
+            started = time.monotonic()
+            wait_for(lambda: show(host, unit, "ActiveState") == "failed", 120, "%s failed for good" % unit)
+            print("crash loop: %s failed for good after %.1f s, %s restarts" % (
+                unit, time.monotonic() - started, show(host, unit, "NRestarts")))
+            # systemd 257 keeps the last run's result (exit-code); the start limit ended the restarts.
+            assert int(show(host, unit, "NRestarts")) >= 4
+            record = the_one_alert(host, unit, before)
     finally:
-        host.run("cp -p /root/ogd-test-opengram.env %s && rm -f /root/ogd-test-opengram.env", ENV_FILE)
         host.run("systemctl reset-failed %s", unit)
         host.run("systemctl start %s", unit)
     assert_names_host_and_failure(record, site, unit, "crash loop")

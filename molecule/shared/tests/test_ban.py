@@ -9,21 +9,16 @@ scenario's network, so the addresses the proxy logs are theirs. Each check
 starts from a restarted jail (no failures counted, nothing banned) and ends
 with every ban lifted (fail2ban-client unban --all)."""
 
-import base64
 import re
 import time
 
 import pytest
 
-from conftest import ansible_json, basic_auth, skip_unless_scenario_flag
+from conftest import ansible_json, basic_auth, basic_header, client_address, skip_unless_scenario_flag, wait_for
 
 JAIL = "opengram-login"
 SETTINGS = ('{"retries": fail2ban_login_max_retries | default(5) | int,'
             ' "ban_time": fail2ban_login_ban_time | default(3600) | int}')
-
-
-def address(client):
-    return client.check_output("hostname -I").split()[0]
 
 
 def status(site):
@@ -34,24 +29,10 @@ def status(site):
     return total, banned
 
 
-def wait_for(what, condition, timeout):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "not within %s s: %s" % (timeout, what)
-        time.sleep(0.5)
-
-
 def login(site, client, password=None, path="/"):
     """HTTP status of one request with basic auth (the right password unless given), or
     'refused' when no connection was made (refused or timed out at the firewall)."""
-    if password is None:
-        auth = basic_auth(site)
-    else:
-        auth = ["-H", "Authorization: Basic " + base64.b64encode(
-            ("%s:%s" % (site.access_user, password)).encode()).decode()]
+    auth = basic_auth(site) if password is None else basic_header(site.access_user, password)
     result = site.curl("--connect-timeout", "3", "--max-time", "6", "--output", "/dev/null",
                        "--write-out", "%{http_code}", *auth, site.base + path, client=client)
     if result.rc in (7, 28) and result.stdout.strip() in ("", "000"):
@@ -69,7 +50,7 @@ def reset(site):
     if site.proxy == "nginx":
         site.host.check_output("truncate --size 0 /var/log/nginx/opengram-login-failures.log")
     site.host.check_output("fail2ban-client reload --restart --unban %s" % JAIL)
-    wait_for("the jail is back", lambda: site.host.run("fail2ban-client status %s" % JAIL).rc == 0, 30)
+    wait_for(lambda: site.host.run("fail2ban-client status %s" % JAIL).rc == 0, 30, "the jail is back", every=0.5)
     assert status(site) == (0, [])
 
 
@@ -88,13 +69,12 @@ def test_a_few_typos_never_ban_the_right_password(site, ban):
     assert [login(site, site.client, "typo-%d-not-it" % n) for n in range(typos)] == [401] * typos
     assert login(site, site.client) == 200
     # The typos were counted (the jail read them), and that is all.
-    wait_for("%d failures counted" % typos, lambda: status(site)[0] >= typos, 15)
+    wait_for(lambda: status(site)[0] >= typos, 15, "%d failures counted" % typos, every=0.5)
     assert status(site) == (typos, [])
     assert login(site, site.client) == 200
 
 
 def test_health_and_the_apis_own_401_never_count(site, ban):
-    wrong = base64.b64encode(("%s:wrong-wrong-wrong" % site.access_user).encode()).decode()
     for _ in range(ban["retries"] + 2):
         # Monitoring: open, whatever credentials come with it.
         assert login(site, site.other_client, "wrong-wrong-wrong", "/api/v1/health") == 200
@@ -106,18 +86,18 @@ def test_health_and_the_apis_own_401_never_count(site, ban):
                          client=site.other_client).stdout == "401"
     # One failed login after them: once the jail has counted it, it has read
     # the lines before it, and counted none of them.
-    assert site.curl("--output", "/dev/null", "--write-out", "%{http_code}", "-H", "Authorization: Basic " + wrong,
+    assert site.curl("--output", "/dev/null", "--write-out", "%{http_code}", *basic_header(site.access_user, "wrong-wrong-wrong"),
                      site.base + "/", client=site.other_client).stdout == "401"
-    wait_for("the failed login counted", lambda: status(site)[0] >= 1, 15)
+    wait_for(lambda: status(site)[0] >= 1, 15, "the failed login counted", every=0.5)
     assert status(site) == (1, [])
     assert login(site, site.other_client) == 200
 
 
 def test_repeated_failed_logins_ban_the_client_until_the_ban_ends(site, ban):
-    banned, other = address(site.client), address(site.other_client)
+    banned, other = client_address(site.client), client_address(site.other_client)
     answers = [login(site, site.client, "guess-%d-guess" % n) for n in range(ban["retries"])]
     assert set(answers) <= {401, 429, "refused"} and answers[0] == 401, answers
-    wait_for("%s banned" % banned, lambda: banned in status(site)[1], 20)
+    wait_for(lambda: banned in status(site)[1], 20, "%s banned" % banned, every=0.5)
     began = time.monotonic()
     print("%d failed logins from %s: %s; banned" % (ban["retries"], banned, answers))
     # Refused at the firewall, the right password too; the other client logs in.
@@ -130,7 +110,7 @@ def test_repeated_failed_logins_ban_the_client_until_the_ban_ends(site, ban):
     assert "opengram" in site.host.check_output("nft list tables")
     assert login(site, site.client) == "refused"
     # The ban ends after its time, not before.
-    wait_for("the ban of %s ends" % banned, lambda: login(site, site.client) == 200, ban["ban_time"] + 30)
+    wait_for(lambda: login(site, site.client) == 200, ban["ban_time"] + 30, "the ban of %s ends" % banned, every=0.5)
     ended = time.monotonic() - began
     print("ban ended after %.1f s (ban time %d s)" % (ended, ban["ban_time"]))
     assert ended >= ban["ban_time"] - 3, ended

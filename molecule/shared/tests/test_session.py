@@ -14,9 +14,8 @@ import hmac
 import re
 import time
 
-from conftest import ansible_json
+from conftest import SESSION_COOKIE, ansible_json, basic_header, client_address, request, session_of
 
-COOKIE = "__Host-opengram_session"
 SECRET_FILE = "/etc/nginx/opengram-session-secret.conf"
 SITE_FILE = "/etc/nginx/sites-available/opengram"
 FAILURES_LOG = "/var/log/nginx/opengram-login-failures.log"
@@ -25,34 +24,8 @@ SETTINGS = ('{"lifetime": nginx_login_session_lifetime | default(43200) | int,'
             ' "burst": nginx_login_check_burst | default(10) | int}')
 
 
-def basic(user, password):
-    return ["-H", "Authorization: Basic " + base64.b64encode(("%s:%s" % (user, password)).encode()).decode()]
-
-
-def request(site, path, *args, client=None):
-    """(status, {lower-case header: [values]}, body) of one GET."""
-    result = site.curl("--path-as-is", "--include", "--max-time", "8", *args, site.base + path, client=client)
-    assert result.rc == 0, "curl exit %d: %s" % (result.rc, result.stderr)
-    head, _, body = result.stdout.replace("\r\n", "\n").partition("\n\n")
-    lines = head.splitlines()
-    headers = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        headers.setdefault(name.strip().lower(), []).append(value.strip())
-    return int(lines[0].split()[1]), headers, body
-
-
-def session_of(headers):
-    """The session cookie's value and its attributes ({lower-case name: value}) from Set-Cookie."""
-    for line in headers.get("set-cookie", []):
-        if line.startswith(COOKIE + "="):
-            first, *attrs = [part.strip() for part in line.split(";")]
-            return first.split("=", 1)[1], {a.split("=", 1)[0].lower(): a.partition("=")[2] for a in attrs}
-    return None, {}
-
-
 def with_cookie(value):
-    return ["-H", "Cookie: %s=%s" % (COOKIE, value)]
+    return ["-H", "Cookie: %s=%s" % (SESSION_COOKIE, value)]
 
 
 def signed(site, user, expires):
@@ -68,7 +41,7 @@ def signed(site, user, expires):
 def test_a_login_gets_a_session_that_opens_the_site_without_the_password(nginx_site):
     site = nginx_site
     settings = ansible_json(site.name, SETTINGS)[site.name]
-    status, headers, body = request(site, "/", *basic(site.access_user, site.access_password))
+    status, headers, body = request(site, "/", *basic_header(site.access_user, site.access_password))
     assert status == 200 and BOOTSTRAP in body
     value, attrs = session_of(headers)
     assert value, "no session cookie after a login: %s" % headers.get("set-cookie")
@@ -87,7 +60,7 @@ def test_a_login_gets_a_session_that_opens_the_site_without_the_password(nginx_s
     status, _, body = request(site, "/")
     assert status == 401 and site.token not in body
     # Open locations never issue a session, whatever credentials come with them.
-    _, headers, _ = request(site, "/api/v1/health", *basic(site.access_user, site.access_password))
+    _, headers, _ = request(site, "/api/v1/health", *basic_header(site.access_user, site.access_password))
     assert session_of(headers)[0] is None
 
 
@@ -116,16 +89,16 @@ def test_a_forged_or_expired_session_is_refused(nginx_site):
 def test_password_checks_are_limited_before_bcrypt_but_sessions_are_not(nginx_site):
     site = nginx_site
     settings = ansible_json(site.name, SETTINGS)[site.name]
-    _, headers, _ = request(site, "/", *basic(site.access_user, site.access_password), client=site.other_client)
+    _, headers, _ = request(site, "/", *basic_header(site.access_user, site.access_password), client=site.other_client)
     session = session_of(headers)[0]
     assert session
-    other = site.other_client.check_output("hostname -I").split()[0]
+    other = client_address(site.other_client)
     # nginx's limit is looked at here, not the ban (test_ban.py).
     site.host.check_output("fail2ban-client set opengram-login addignoreip %s" % other)
     try:
         failures_before = len(site.host.check_output("cat %s", FAILURES_LOG).splitlines())
         tries = settings["burst"] + 4
-        statuses = [request(site, "/", *basic(site.access_user, "guess-%d" % i), client=site.other_client)[0]
+        statuses = [request(site, "/", *basic_header(site.access_user, "guess-%d" % i), client=site.other_client)[0]
                     for i in range(tries)]
         print("%d wrong passwords from one client:" % tries, statuses)
         assert statuses[0] == 401 and statuses.count(429) >= 3 and set(statuses) == {401, 429}, statuses
@@ -134,9 +107,9 @@ def test_password_checks_are_limited_before_bcrypt_but_sessions_are_not(nginx_si
         assert len(failures) == statuses.count(401), failures
         # The limited client: the right password is limited too (it would cost a
         # check), its session is not; the other client logs in.
-        assert request(site, "/", *basic(site.access_user, site.access_password), client=site.other_client)[0] == 429
+        assert request(site, "/", *basic_header(site.access_user, site.access_password), client=site.other_client)[0] == 429
         assert request(site, "/", *with_cookie(session), client=site.other_client)[0] == 200
-        assert request(site, "/", *basic(site.access_user, site.access_password))[0] == 200
+        assert request(site, "/", *basic_header(site.access_user, site.access_password))[0] == 200
         # A request without credentials (a browser's first) is not a check.
         assert request(site, "/", client=site.other_client)[0] == 401
     finally:
