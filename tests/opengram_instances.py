@@ -294,7 +294,7 @@ def real_cache_root() -> Path:
 
 
 def load_release_filters():
-    """roles/opengram/filter_plugins/opengram_release.py: the release a host installs (as
+    """plugins/filter/opengram_release.py: the release a host installs (as
     tools/lock.py loads it)."""
     import sys
 

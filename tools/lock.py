@@ -47,7 +47,7 @@ DEFAULT_PACKAGE = "@opengramsh/opengram"
 
 
 def _release_filters():
-    path = ROOT / "roles/opengram/filter_plugins/opengram_release.py"
+    path = ROOT / "plugins/filter/opengram_release.py"
     spec = importlib.util.spec_from_file_location("opengram_release", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -86,7 +86,7 @@ def look(role: str, name: str, fills: dict[str, str]) -> str:
         script = script.replace(expression, values[variable])
     if "{{" in script:
         raise SystemExit("%s in roles/%s/vars/main.yml: a Jinja expression tools/shellcheck.py does not fill" % (name, role))
-    spec = importlib.util.spec_from_file_location("common_look", ROOT / "roles/common/filter_plugins/common_look.py")
+    spec = importlib.util.spec_from_file_location("common_look", ROOT / "plugins/filter/common_look.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return "#!/bin/sh\n" + module.common_look_script(script)

@@ -5,8 +5,10 @@ Prepares the machine (Docker engine, base image, venv, collections: see
 tools/hostprep.py), then runs these stages (in this order with --jobs 1; two
 at a time, see below) and stops at nothing until the end:
   lint      ansible-lint (production profile, offline), yamllint, actionlint,
-            shellcheck of the operator programs (tools/shellcheck.py) and
+            shellcheck of the operator programs (tools/shellcheck.py),
             `ansible-builder create` of execution-environment.yml (tools/ee.py)
+            and `ansible-test sanity` of the built and installed collection
+            (tools/collection.py)
   pytest    unit tests, the stand-in's own tests (tests/) and bench/tests
   molecule  `molecule test -s NAME` for every scenario under molecule/, except
             the stand-in twins of `real` (caddy, nginx) when the real release
@@ -265,7 +267,8 @@ def main(argv: list[str] | None = None) -> int:
                    ("yamllint", ["yamllint", "--strict", "."]),
                    ("actionlint", ["actionlint"]),
                    ("shellcheck", ["python3", "tools/shellcheck.py"]),
-                   ("execution-environment", ["python3", "tools/ee.py"])]
+                   ("execution-environment", ["python3", "tools/ee.py"]),
+                   ("collection sanity", ["python3", "tools/collection.py", "sanity"])]
     if "pytest" in stages:
         checks.append(("pytest", ["python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests", "bench/tests"]))
     # The bench smoke has its own containers (ogdbench-*): it takes the first

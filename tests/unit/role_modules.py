@@ -1,7 +1,7 @@
-"""Run or import the roles' own Ansible modules (roles/*/library) as Ansible
-would: JSON arguments on stdin, and the roles' module_utils importable as
-ansible.module_utils.<name> (Ansible adds a role's module_utils/ to that
-package when the role is in the play)."""
+"""Run or import the collection's own Ansible modules and plugins (plugins/)
+as Ansible would: JSON arguments on stdin, and the collection importable as
+ansible_collections.opengram_deploy.opengram (collections/ holds the link to
+this checkout that ansible.cfg puts on the collections path)."""
 
 import importlib.util
 import json
@@ -10,15 +10,15 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-MODULE_UTILS = sorted(str(path) for path in ROOT.glob("roles/*/module_utils"))
+PLUGINS = ROOT / "plugins"
+COLLECTIONS = str(ROOT / "collections")
 
-# Extends ansible.module_utils with the roles' module_utils, then runs the module as __main__.
+# Makes the collection importable, then runs the module as __main__.
 BOOTSTRAP = """
 import runpy, sys
-import ansible.module_utils
-ansible.module_utils.__path__.extend(%r)
+sys.path.insert(0, %r)
 runpy.run_path(sys.argv.pop(1), run_name="__main__")  # argv[1] would be read as the arguments
-""" % (MODULE_UTILS,)
+""" % (COLLECTIONS,)
 
 
 def run_module(module, args, check_mode=False, diff=False):
@@ -32,11 +32,8 @@ def run_module(module, args, check_mode=False, diff=False):
 
 def load(module):
     """The module imported (its functions, for unit tests of the pure parts)."""
-    import ansible.module_utils
-
-    for path in MODULE_UTILS:
-        if path not in ansible.module_utils.__path__:
-            ansible.module_utils.__path__.append(path)
+    if COLLECTIONS not in sys.path:
+        sys.path.insert(0, COLLECTIONS)
     spec = importlib.util.spec_from_file_location(Path(module).stem, module)
     loaded = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(loaded)

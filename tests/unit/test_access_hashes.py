@@ -1,4 +1,4 @@
-"""The password gate's bcrypt hashes (roles/opengram/filter_plugins/opengram.py,
+"""The password gate's bcrypt hashes (plugins/filter/opengram.py,
 tasks/access.yml): a random salt per hash, a hash kept on the host reused while
 it verifies the password, a new one for a changed password, a given
 password_hash as is; and none of them ever shown by common_file."""
@@ -18,9 +18,9 @@ import role_modules
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-filters = role_modules.load(ROOT / "roles/opengram/filter_plugins/opengram.py")
-action = role_modules.load(ROOT / "roles/common/action_plugins/common_file.py")
-LOOK = role_modules.load(ROOT / "roles/common/filter_plugins/common_look.py")
+filters = role_modules.load(ROOT / "plugins/filter/opengram.py")
+action = role_modules.load(ROOT / "plugins/action/common_file.py")
+LOOK = role_modules.load(ROOT / "plugins/filter/common_look.py")
 ROLE_VARS = yaml.safe_load((ROOT / "roles/opengram/vars/main.yml").read_text())
 
 PASSWORD = "Qx7v9Lm2Rt8Wz-correct-horse"
@@ -85,7 +85,7 @@ def test_the_salt_is_not_derived_from_the_password_any_more():
     hashed = one(cost=filters.BCRYPT_COST)
     for host in ("app", "localhost", ""):
         assert salt(hashed) != old_derived_salt(PASSWORD, host, "alice", filters.BCRYPT_COST)
-    source = (ROOT / "roles/opengram/filter_plugins/opengram.py").read_text()
+    source = (ROOT / "plugins/filter/opengram.py").read_text()
     assert "hmac" not in source and "gensalt" in source
 
 

@@ -14,7 +14,7 @@ import jinja2
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-spec = importlib.util.spec_from_file_location("opengram_input", ROOT / "roles/opengram/filter_plugins/opengram_input.py")
+spec = importlib.util.spec_from_file_location("opengram_input", ROOT / "plugins/filter/opengram_input.py")
 checks = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(checks)
 

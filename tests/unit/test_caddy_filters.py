@@ -1,4 +1,4 @@
-"""The caddy role's edits of the operator's Caddyfile (roles/caddy/filter_plugins/caddy_deploy.py):
+"""The caddy role's edits of the operator's Caddyfile (plugins/filter/caddy_deploy.py):
 the role adds its two marked blocks and takes out exactly those."""
 
 import importlib.util
@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-spec = importlib.util.spec_from_file_location("caddy_deploy", ROOT / "roles/caddy/filter_plugins/caddy_deploy.py")
+spec = importlib.util.spec_from_file_location("caddy_deploy", ROOT / "plugins/filter/caddy_deploy.py")
 caddy = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(caddy)
 

@@ -1,4 +1,4 @@
-"""roles/common/library/common_file.py: the file module the roles write their
+"""plugins/modules/common_file.py: the file module the roles write their
 files with (one module run instead of template/copy's five round trips).
 Run as Ansible runs it (JSON arguments on stdin)."""
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import role_modules
 
 ROOT = Path(__file__).resolve().parents[2]
-MODULE = ROOT / "roles/common/library/common_file.py"
+MODULE = ROOT / "plugins/modules/common_file.py"
 
 
 def run_module(args, check_mode=False, diff=False):

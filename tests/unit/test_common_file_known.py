@@ -2,7 +2,7 @@
 
 roles/opengram (tasks/main.yml, tasks/secret.yml) and roles/caddy
 (tasks/read.yml) print one line per file they look at, with roles/common's
-look function (filter_plugins/common_look.py); roles/common/action_plugins/common_file.py
+look function (filter_plugins/common_look.py); plugins/action/common_file.py
 skips the module when the line the task would leave is among them. If the two
 ever disagree on a byte (the mode's zeros, the digest), every file is written
 again each run (slow but right); if the look printed a line for a file that is
@@ -21,8 +21,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 
 
-known_line = role_modules.load(ROOT / "roles/common/action_plugins/common_file.py").known_line
-LOOK = role_modules.load(ROOT / "roles/common/filter_plugins/common_look.py")
+known_line = role_modules.load(ROOT / "plugins/action/common_file.py").known_line
+LOOK = role_modules.load(ROOT / "plugins/filter/common_look.py")
 ROLE_VARS = {role: yaml.safe_load((ROOT / "roles" / role / "vars/main.yml").read_text()) for role in ("opengram", "caddy")}
 
 

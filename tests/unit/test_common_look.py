@@ -19,8 +19,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 
 
-LOOK = role_modules.load(ROOT / "roles/common/filter_plugins/common_look.py")
-STAMP_MODULE = ROOT / "roles/common/library/common_reload_stamp.py"
+LOOK = role_modules.load(ROOT / "plugins/filter/common_look.py")
+STAMP_MODULE = ROOT / "plugins/modules/common_reload_stamp.py"
 CADDY_READ = yaml.safe_load((ROOT / "roles/caddy/vars/main.yml").read_text())["__caddy_read_script"]
 
 

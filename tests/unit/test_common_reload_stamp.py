@@ -9,7 +9,7 @@ import pytest
 import role_modules
 
 ROOT = Path(__file__).resolve().parents[2]
-MODULE = ROOT / "roles/common/library/common_reload_stamp.py"
+MODULE = ROOT / "plugins/modules/common_reload_stamp.py"
 
 
 def run_module(args, check_mode=False, diff=False):

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 spec = importlib.util.spec_from_file_location(
-    "opengram_filters", Path(__file__).resolve().parents[2] / "roles/opengram/filter_plugins/opengram.py")
+    "opengram_filters", Path(__file__).resolve().parents[2] / "plugins/filter/opengram.py")
 filters = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(filters)
 

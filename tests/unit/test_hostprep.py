@@ -295,7 +295,10 @@ def test_environment_paths(_cache):
     venv = ogd_venv.venv_path()
     assert env["OGD_VENV"] == str(venv) == env["VIRTUAL_ENV"]
     assert env["PATH"] == f"{venv}/bin:/usr/bin:/bin"
-    assert env["ANSIBLE_COLLECTIONS_PATH"] == str(galaxy.collections_path())
+    # This checkout (the collection, through collections/), then the pinned collections.
+    assert env["ANSIBLE_COLLECTIONS_PATH"] == f"{ogd_env.REPO_ROOT / 'collections'}:{galaxy.collections_path()}"
+    assert env["OGD_DEV_COLLECTIONS"] == str(galaxy.collections_path())
+    assert (ogd_env.REPO_ROOT / "collections/ansible_collections/opengram_deploy/opengram/galaxy.yml").is_file()
     assert galaxy.collections_path().parent == _cache and galaxy.collections_path().name.startswith("collections-")
     assert env["ANSIBLE_HOME"] == str(_cache / "ansible-home")
     assert not _cache.exists(), "environment() without ensure must not create anything"
@@ -308,8 +311,8 @@ def test_env_block_is_sourceable(tmp_path, monkeypatch):
     out = subprocess.run(["bash", "-c", script], capture_output=True, text=True,
                          env={"PATH": "/usr/bin:/bin"}, check=True).stdout.splitlines()
     venv = ogd_venv.venv_path()
-    assert out == [str(venv), str(galaxy.collections_path()), f"{venv}/bin"]
-    assert out[1].startswith(str(tmp_path / "with space") + "/collections-")
+    assert out == [str(venv), f"{ogd_env.REPO_ROOT / 'collections'}:{galaxy.collections_path()}", f"{venv}/bin"]
+    assert out[1].split(":")[1].startswith(str(tmp_path / "with space") + "/collections-")
 
 
 def test_step_prints_one_line(capsys):
@@ -323,7 +326,7 @@ def test_cli_env_subcommand(tmp_path):
     out = subprocess.run([sys.executable, str(REPO_ROOT / "tools/hostprep.py"), "env"],
                          capture_output=True, text=True, check=True,
                          env={"OGD_CACHE": str(tmp_path), "PATH": "/usr/bin:/bin"}).stdout
-    assert f"export ANSIBLE_COLLECTIONS_PATH={tmp_path}/collections" in out
+    assert f"export ANSIBLE_COLLECTIONS_PATH={REPO_ROOT}/collections:{tmp_path}/collections-" in out
 
 
 # --- packages image (ogd-pkgs:trixie) ---------------------------------------------

@@ -1,4 +1,4 @@
-"""The preflight's input checks (roles/opengram/filter_plugins/opengram_input.py, and
+"""The preflight's input checks (plugins/filter/opengram_input.py, and
 opengram_access.py for the access settings)."""
 
 import importlib.util
@@ -8,11 +8,11 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-spec = importlib.util.spec_from_file_location("opengram_input", ROOT / "roles/opengram/filter_plugins/opengram_input.py")
+spec = importlib.util.spec_from_file_location("opengram_input", ROOT / "plugins/filter/opengram_input.py")
 checks = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(checks)
 access_spec = importlib.util.spec_from_file_location("opengram_access",
-                                                     ROOT / "roles/opengram/filter_plugins/opengram_access.py")
+                                                     ROOT / "plugins/filter/opengram_access.py")
 access = importlib.util.module_from_spec(access_spec)
 access_spec.loader.exec_module(access)
 

@@ -7,7 +7,7 @@ import pytest
 import role_modules
 
 ROOT = Path(__file__).resolve().parents[2]
-MODULE = ROOT / "roles/opengram/library/opengram_json_merge.py"
+MODULE = ROOT / "plugins/modules/opengram_json_merge.py"
 
 
 def run_module(args, check_mode=False, diff=False):

@@ -1,4 +1,4 @@
-"""The self-check probe (roles/opengram/library/opengram_probe.py and its
+"""The self-check probe (plugins/modules/opengram_probe.py and its
 module_utils/opengram_probe_checks.py): how each failure is
 explained, and the SSE-buffering, 502 and redirect paths against local servers on 127.0.0.1
 (no other network)."""
@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-MODULE = ROOT / "roles/opengram/library/opengram_probe.py"
-CHECKS = ROOT / "roles/opengram/module_utils/opengram_probe_checks.py"
+MODULE = ROOT / "plugins/modules/opengram_probe.py"
+CHECKS = ROOT / "plugins/module_utils/opengram_probe_checks.py"
 
 
 def _load(name, path):
@@ -33,14 +33,14 @@ def _load(name, path):
 
 # The checks and their advice (the module's module_utils, as Ansible ships it
 # with the module), then the module (Probe, main).
-checks = _load("ansible.module_utils.opengram_probe_checks", CHECKS)
+checks = _load("ansible_collections.opengram_deploy.opengram.plugins.module_utils.opengram_probe_checks", CHECKS)
 probe = _load("opengram_probe", MODULE)
 
 # Runs the module as a program (argv: the module_utils file, the module),
 # its module_utils where Ansible's AnsiballZ would put it.
 RUN_MODULE = """
 import importlib.util, runpy, sys
-spec = importlib.util.spec_from_file_location("ansible.module_utils.opengram_probe_checks", sys.argv[1])
+spec = importlib.util.spec_from_file_location("ansible_collections.opengram_deploy.opengram.plugins.module_utils.opengram_probe_checks", sys.argv[1])
 sys.modules[spec.name] = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(sys.modules[spec.name])
 sys.argv = sys.argv[2:]

@@ -11,8 +11,8 @@ import pytest
 from role_modules import load
 
 ROOT = Path(__file__).resolve().parents[2]
-release = load(ROOT / "roles/opengram/filter_plugins/opengram_release.py")
-releases_module = load(ROOT / "roles/opengram/library/opengram_releases.py")
+release = load(ROOT / "plugins/filter/opengram_release.py")
+releases_module = load(ROOT / "plugins/modules/opengram_releases.py")
 PKG = "@opengramsh/opengram"
 LOCKS = ROOT / "roles/opengram/files/locks"
 

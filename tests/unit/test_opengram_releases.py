@@ -1,4 +1,4 @@
-"""The releases module (roles/opengram/library/opengram_releases.py): which release a
+"""The releases module (plugins/modules/opengram_releases.py): which release a
 rollback returns to (known from the backup the switch took), why there may be none,
 and which releases the deploy prunes."""
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-MODULE = ROOT / "roles/opengram/library/opengram_releases.py"
+MODULE = ROOT / "plugins/modules/opengram_releases.py"
 PACKAGE = "@opengramsh/opengram"
 PATTERN = r"^[0-9]{8}T[0-9]{6}Z-[0-9A-Za-z.+_-]+\.tar\.gz$"
 T0 = 1_750_000_000  # a fixed moment; every file's time is set relative to it

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 spec = importlib.util.spec_from_file_location(
-    "opengram_filters", Path(__file__).resolve().parents[2] / "roles/opengram/filter_plugins/opengram.py")
+    "opengram_filters", Path(__file__).resolve().parents[2] / "plugins/filter/opengram.py")
 filters = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(filters)
 problems = filters.opengram_tls_pair_problems

@@ -8,7 +8,7 @@ import shlex
 import time
 from pathlib import Path
 
-from tools.ogd.common import cache_dir, say
+from tools.ogd.common import REPO_ROOT, cache_dir, say
 from tools.ogd.docker import ensure_docker
 from tools.ogd.galaxy import collections_path, ensure_collections
 from tools.ogd.images import ensure_base_image, ensure_pkgs_image
@@ -34,8 +34,16 @@ def environment(ensure: bool = False, base_path: str | None = None) -> dict[str,
         "PATH": f"{venv / 'bin'}{os.pathsep}{path}" if path else str(venv / "bin"),
         "VIRTUAL_ENV": str(venv),
         "OGD_VENV": str(venv),
-        "ANSIBLE_COLLECTIONS_PATH": str(colls),
+        # This checkout, the collection opengram_deploy.opengram (ansible.cfg's
+        # first entry too), then the pinned collections of requirements*.yml.
+        "ANSIBLE_COLLECTIONS_PATH": f"{REPO_ROOT / 'collections'}{os.pathsep}{colls}",
+        # The pinned collections alone: a scenario that converges through the
+        # built and installed collection (molecule/fleet) puts them after it.
+        "OGD_DEV_COLLECTIONS": str(colls),
         "ANSIBLE_HOME": str(ansible_home),
+        # The scenarios are under molecule/ (molecule would look in
+        # extensions/molecule of a collection, and warns when it finds them here).
+        "MOLECULE_GLOB": "molecule/*/molecule.yml",
     }
 
 
@@ -44,7 +52,7 @@ def env_block(env: dict[str, str] | None = None) -> str:
     env = dict(env or environment(base_path=""))
     bin_dir = str(Path(env["OGD_VENV"]) / "bin")
     lines = [f'export PATH={shlex.quote(bin_dir)}:"$PATH"']
-    for name in ("OGD_VENV", "VIRTUAL_ENV", "ANSIBLE_COLLECTIONS_PATH", "ANSIBLE_HOME"):
+    for name in ("OGD_VENV", "VIRTUAL_ENV", "ANSIBLE_COLLECTIONS_PATH", "OGD_DEV_COLLECTIONS", "ANSIBLE_HOME"):
         lines.append(f"export {name}={shlex.quote(env[name])}")
     return "\n".join(lines) + "\n"
 

@@ -49,7 +49,7 @@ _FACTS = (
 
 @functools.lru_cache(maxsize=None)
 def release_filters():
-    """roles/opengram/filter_plugins/opengram_release.py: how the role names a release (as
+    """plugins/filter/opengram_release.py: how the role names a release (as
     tools/lock.py loads it)."""
     import sys
 

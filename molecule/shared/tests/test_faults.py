@@ -135,9 +135,9 @@ def run_killed_at(site, extra_vars, stop_at):
 # "reload owed" check, roles/common's common_reload_stamp module).
 PROXY_MARK = {
     "caddy": ("caddy_site_extra_config", "header X-Ogd-Interrupted yes", "/etc/caddy/opengram-deploy/site.caddy",
-              "TASK [caddy : Reload Caddy if it has not loaded the live configuration"),
+              "TASK [opengram_deploy.opengram.caddy : Reload Caddy if it has not loaded the live configuration"),
     "nginx": ("nginx_extra_config", "add_header X-Ogd-Interrupted yes always;", "/etc/nginx/sites-available/opengram",
-              "TASK [nginx : Reload nginx if it has not loaded the live site"),
+              "TASK [opengram_deploy.opengram.nginx : Reload nginx if it has not loaded the live site"),
 }
 
 
@@ -164,7 +164,7 @@ def test_interrupted_runs_then_the_next_run_restarts_opengram_and_reloads_the_pr
     assert not serves_mark(site)
     try:
         # 1. Half done: the new environment file is written, the old process still runs.
-        run_killed_at(site, rate, "TASK [opengram : Template the systemd unit]")
+        run_killed_at(site, rate, "TASK [opengram_deploy.opengram.opengram : Template the systemd unit]")
         assert site.host.file("/etc/opengram/opengram.env").contains(
             "OPENGRAM_WRITE_RATE_LIMIT_MAX=%d$" % rate["opengram_write_rate_limit_max"])
         assert running_env(site)["OPENGRAM_WRITE_RATE_LIMIT_MAX"] == str(site.rate_max)
@@ -191,7 +191,7 @@ def test_interrupted_runs_then_the_next_run_restarts_opengram_and_reloads_the_pr
     assert running_env(site)["OPENGRAM_WRITE_RATE_LIMIT_MAX"] == str(site.rate_max)
     assert https_ok(site)
     assert not serves_mark(site)
-    assert "changed" in task_statuses(restored.stdout, "opengram : Template opengram.env"), \
+    assert "changed" in task_statuses(restored.stdout, "opengram_deploy.opengram.opengram : Template opengram.env"), \
         "opengram.env did not change: the --diff case was not exercised"
     assert_secrets_absent(site, restored, "a --diff of opengram.env at -vvv")
     assert site.host.file("/etc/opengram/opengram.env").contains("OPENGRAM_WRITE_RATE_LIMIT_MAX=%d$" % site.rate_max)

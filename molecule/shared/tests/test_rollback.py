@@ -27,7 +27,7 @@ from test_data import (  # noqa: F401 (lifecycle, next_version, scenario, stored
 
 RELEASES = "/opt/opengram/releases"
 CURRENT = "/opt/opengram/current"
-PRUNE_TASK = "opengram : Remove the releases beyond opengram_releases_keep"
+PRUNE_TASK = "opengram_deploy.opengram.opengram : Remove the releases beyond opengram_releases_keep"
 
 
 def releases(site):

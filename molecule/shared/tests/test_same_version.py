@@ -21,7 +21,7 @@ from test_data import chats, create_chat, health, lifecycle, output, scenario  #
 
 RELEASES = "/opt/opengram/releases"
 CURRENT = "/opt/opengram/current"
-INSTALL_TASK = "opengram : Install Opengram as release %s"
+INSTALL_TASK = "opengram_deploy.opengram.opengram : Install Opengram as release %s"
 MANIFEST = "/opt/opengram/current/lib/node_modules/@opengramsh/opengram/package.json"
 
 

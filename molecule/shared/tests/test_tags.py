@@ -10,15 +10,15 @@ import pytest
 from conftest import ansible_json, run_playbook, skip_unless_scenario_flag
 from playbook import output, recap
 
-PREFLIGHT = "TASK [opengram : Check the deployment variables]"
+PREFLIGHT = "TASK [opengram_deploy.opengram.opengram : Check the deployment variables]"
 # A task only that tag runs (besides the roles that tag shares with another).
 SIGNATURE = {
-    "opengram": "TASK [opengram : Template opengram.env]",
-    "caddy": "TASK [caddy : Compare the global options and the site with the live ones",
-    "nginx": "TASK [nginx : Choose the site's shape",
-    "certbot": "TASK [certbot : Publish the certificate paths",
-    "selfcheck": "TASK [opengram : Wait for HTTPS on the public URL",
-    "backup": "TASK [opengram : Install the backup program]",
+    "opengram": "TASK [opengram_deploy.opengram.opengram : Template opengram.env]",
+    "caddy": "TASK [opengram_deploy.opengram.caddy : Compare the global options and the site with the live ones",
+    "nginx": "TASK [opengram_deploy.opengram.nginx : Choose the site's shape",
+    "certbot": "TASK [opengram_deploy.opengram.certbot : Publish the certificate paths",
+    "selfcheck": "TASK [opengram_deploy.opengram.opengram : Wait for HTTPS on the public URL",
+    "backup": "TASK [opengram_deploy.opengram.opengram : Install the backup program]",
 }
 # tag: what it must run, what it must not.
 TAGS = {

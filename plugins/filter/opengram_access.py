@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
+
 def network_problems(networks, var, everyone_means):
     """Messages for a list of CIDR ranges; none may add up to every address."""
     problems, parsed = [], []  # parsed: (range, as written)
@@ -39,9 +40,9 @@ def network_problems(networks, var, everyone_means):
             parsed.append((ipaddress.ip_network("%s/%d" % (net.network_address.ipv4_mapped, net.prefixlen - 96)), text))
     for version, everyone in ((4, ipaddress.ip_network("0.0.0.0/0")), (6, ipaddress.ip_network("::/0"))):
         nets = [(n, text) for n, text in parsed if n.version == version]
-        if nets and everyone in list(ipaddress.collapse_addresses(n for n, _ in nets)):
+        if nets and everyone in list(ipaddress.collapse_addresses(net for net, _text in nets)):
             problems.append("%s=%s covers every IPv%d address (%s): %s"
-                            % (var, [text for _, text in nets], version, everyone, everyone_means))
+                            % (var, [text for _net, text in nets], version, everyone, everyone_means))
     return problems
 
 

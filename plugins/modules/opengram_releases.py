@@ -12,7 +12,7 @@ description:
     one (where I(install_dir)/current points) and the backup archives in
     I(backup_dir).
   - The rollback target is the release that ran before the live one. It is
-    known from the backup the switch took (tasks/upgrade.yml): the newest
+    known from the backup the switch took (tasks/upgrade.yml); the newest
     archive taken at or before the moment C(current) last changed, and not
     before the live release was installed, whose backup.json says
     C(before the switch to <live version>). Its version is the previous
@@ -24,11 +24,26 @@ description:
     kept), never the live one nor the rollback target. With I(keep) 0 every
     release is kept.
 options:
-  install_dir: {description: opengram_install_dir., type: path, required: true}
-  backup_dir: {description: opengram_backup_dir., type: path, required: true}
-  package: {description: The npm package (a complete release has its package.json)., type: str, required: true}
-  keep: {description: How many releases to keep (0 keeps every release)., type: int, default: 0}
-  name_pattern: {description: Regular expression of the archive names tasks/backup.yml writes., type: str, required: true}
+  install_dir:
+    description: opengram_install_dir.
+    type: path
+    required: true
+  backup_dir:
+    description: opengram_backup_dir.
+    type: path
+    required: true
+  package:
+    description: The npm package (a complete release has its package.json).
+    type: str
+    required: true
+  keep:
+    description: How many releases to keep (0 keeps every release).
+    type: int
+    default: 0
+  name_pattern:
+    description: Regular expression of the archive names tasks/backup.yml writes.
+    type: str
+    required: true
   read_manifest:
     description:
       - Read the candidate archive's backup.json to tell why it was taken (needed for a rollback).
@@ -36,13 +51,16 @@ options:
         otherwise remove it (the manifest is read then, and only then).
     type: bool
     default: false
-  host: {description: The inventory name of the host, for the commands a problem suggests., type: str, default: HOST}
-author: opengram-deploy
+  host:
+    description: The inventory name of the host, for the commands a problem suggests.
+    type: str
+    default: HOST
+author: opengram-deploy contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""
 - name: Plan the rollback
-  opengram_releases:
+  opengram_deploy.opengram.opengram_releases:
     install_dir: /opt/opengram
     backup_dir: /var/backups/opengram
     package: "@opengramsh/opengram"
@@ -52,12 +70,32 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-live: {description: Version of the live release ('' when none)., returned: always, type: str}
-switched_at: {description: When current last changed (UTC, ISO 8601; '' when none)., returned: always, type: str}
-releases: {description: Versions under releases/, highest first., returned: always, type: list}
-target: {description: "The rollback target: version, archive (path), taken (UTC), reason; {} when none.", returned: always, type: dict}
-problem: {description: Why there is nothing to roll back to and what to do ('' when a rollback is possible)., returned: always, type: str}
-prune: {description: Paths of the releases beyond keep., returned: always, type: list}
+live:
+  description: Version of the live release ('' when none).
+  returned: always
+  type: str
+switched_at:
+  description: When current last changed (UTC, ISO 8601; '' when none).
+  returned: always
+  type: str
+releases:
+  description: Versions under releases/, highest first.
+  returned: always
+  type: list
+  elements: str
+target:
+  description: "The rollback target: version, archive (path), taken (UTC), reason; {} when none."
+  returned: always
+  type: dict
+problem:
+  description: Why there is nothing to roll back to and what to do ('' when a rollback is possible).
+  returned: always
+  type: str
+prune:
+  description: Paths of the releases beyond keep.
+  returned: always
+  type: list
+  elements: str
 """
 
 import datetime

@@ -62,7 +62,7 @@ def host_report(listeners):
     report (key=value lines after `ss -Htlne`'s), or as given."""
     listeners = dict(listeners or {})
     for line in str(listeners.pop("report", "")).splitlines():
-        key, _, value = line.partition("=")
+        key, _eq, value = line.partition("=")
         if line.startswith("LISTEN"):
             listeners["sockets"] = listeners.get("sockets", "") + line + "\n"
         elif key in ("uid", "unit", "unit_ours", "calendar", "timespan", "alert_command"):
@@ -109,8 +109,8 @@ def host_problems(values, host):
                  "1h")):
             if host.get(key) == "bad":
                 problems.append("%s='%s' is not %s: the backup timer would not load. Write e.g. %s: %s (man "
-                                "systemd.time), or set opengram_backup_timer: false." % (name, values.get(name), what,
-                                                                                       name, example))
+                                "systemd.time), or set opengram_backup_timer: false."
+                                % (name, values.get(name), what, name, example))
     command = str(values.get("opengram_alert_command") or "")
     if command and host.get("alert_command") == "missing":
         problems.append("opengram_alert_command='%s' is not an executable file on this host: nothing would tell "

@@ -152,8 +152,8 @@ def diagnose_tls_error(ctx, exc, served=None, ca_file=""):
         return Problem("tls", "cert_wrong_name",
                        "Certificate for the wrong name: %s serves a certificate for %s, not %s. Either %s has no "
                        "site for %s and serves another one's certificate (check opengram_domain and the proxy's "
-                       "site), or DNS of %s points at another server." % (ctx.name, names, ctx.name, ctx.proxy,
-                                                                         ctx.name, ctx.name))
+                       "site), or DNS of %s points at another server."
+                       % (ctx.name, names, ctx.name, ctx.proxy, ctx.name, ctx.name))
     if code == X509_REVOKED:
         return Problem("tls", "cert_revoked",
                        "Certificate revoked: the certificate of %s was revoked by its CA. %s." % (ctx.name, _renewal_hint(ctx)))

@@ -71,12 +71,12 @@ options:
     description: A certificate expiring in fewer days is a problem (renewal is failing).
     type: int
     default: 14
-author: opengram-deploy
+author: opengram-deploy contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""
 - name: Probe the public URL from the controller
-  opengram_probe:
+  opengram_deploy.opengram.opengram_probe:
     url: https://chat.example.com
     token: "{{ opengram_instance_secret }}"
     host_label: "{{ inventory_hostname }}"
@@ -119,7 +119,7 @@ import time
 import urllib.parse
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.opengram_probe_checks import (
+from ansible_collections.opengram_deploy.opengram.plugins.module_utils.opengram_probe_checks import (
     REDIRECTS, SSE_PATH, Problem, Context, _reason, diagnose_dns_error, diagnose_addresses,
     diagnose_connect_error, diagnose_tls_error, diagnose_expiry, diagnose_redirect_error, _day,
     certificate_names, certificate_issuer, decode_der, resolve, check_sse, check_health, check_redirect,
@@ -198,14 +198,14 @@ class Probe:
         # The certificate.
         context = ssl.create_default_context(cafile=self.ca_file or None)
         try:
-            cert, _, version = tls_handshake(ctx, reachable[0], context, self.timeout)
+            cert, _der, version = tls_handshake(ctx, reachable[0], context, self.timeout)
             self.checks["tls"] = {"verified": True, "version": version, "names": certificate_names(cert),
                                   "issuer": certificate_issuer(cert), "not_after": cert.get("notAfter")}
             self.add(diagnose_expiry(ctx, cert, self.cert_min_days))
         except (ssl.SSLError, OSError) as exc:
             served, speaks_tls = {}, False
             try:
-                _, der, _ = tls_handshake(ctx, reachable[0], unverified_context(), self.timeout)
+                _cert, der, _version = tls_handshake(ctx, reachable[0], unverified_context(), self.timeout)
                 served, speaks_tls = decode_der(der), True
             except (ssl.SSLError, OSError):
                 pass
@@ -249,8 +249,9 @@ class Probe:
     def message(self):
         if not self.problems:
             return "OK " + self.summary() + ("".join(" Note: " + note for note in self.notes))
-        lines = ["%s (%s, checked from %s): %d problem%s" % (self.url, self.ctx.host, self.ctx.prober, len(self.problems),
-                                                              "" if len(self.problems) == 1 else "s")]
+        count = len(self.problems)
+        lines = ["%s (%s, checked from %s): %d problem%s"
+                 % (self.url, self.ctx.host, self.ctx.prober, count, "" if count == 1 else "s")]
         lines += ["%d. %s" % (index, problem.message) for index, problem in enumerate(self.problems, 1)]
         lines += ["Note: " + note for note in self.notes]
         return "\n".join(lines)

@@ -20,7 +20,7 @@ def _dns_name_matches(pattern, name):
     """RFC 6125: a wildcard stands for exactly one left-most label."""
     pattern, name = pattern.lower().rstrip("."), name.lower().rstrip(".")
     if pattern.startswith("*."):
-        head, _, rest = name.partition(".")
+        head, _dot, rest = name.partition(".")
         return bool(head) and rest == pattern[2:]
     return pattern == name
 

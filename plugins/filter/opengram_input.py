@@ -29,12 +29,13 @@ def _sibling(name):
 # The access checks (opengram_access.py): the CIDR-list check serves
 # opengram_trusted_proxies too.
 _access = _sibling("opengram_access")
-network_problems, TRUST_EVERYONE = _access.network_problems, _access.TRUST_EVERYONE
+network_problems = _access.network_problems
+TRUST_EVERYONE = _access.TRUST_EVERYONE
 # What the host says (opengram_host.py): ports, units, the backup schedule.
 _host = _sibling("opengram_host")
 _whole = _host.whole
 
-ROLES_DIR = Path(__file__).resolve().parents[2]
+ROLES_DIR = Path(__file__).resolve().parents[2] / "roles"
 PREFIXES = ("opengram_", "caddy_", "nginx_", "certbot_", "fail2ban_")
 
 # ---- what a deployment owns: no extra may override it -------------------------
@@ -206,8 +207,8 @@ def _type_problem(name, value, spec):
     kind = spec.get("type", "str")
     shown = "%s=%r" % (name, value)
     if kind == "bool" and not (isinstance(value, bool) or str(value).lower() in BOOL_WORDS):
-        return "%s is not a boolean. Write true or false, e.g. %s: %s" % (shown, name,
-                                                                         str(spec.get("default", True)).lower())
+        return "%s is not a boolean. Write true or false, e.g. %s: %s" % (
+            shown, name, str(spec.get("default", True)).lower())
     if kind == "int" and _whole(value) is None:
         return "%s is not a whole number. Write digits only, e.g. %s: %s" % (shown, name, spec.get("default", 1))
     if kind == "float" and _number(value) is None:
@@ -474,8 +475,9 @@ def opengram_input_problems(values, listeners=None):
     problems.extend(_login_ban_problems(values))
     problems.extend(_alert_problems(values))
     if values.get("opengram_trusted_proxies"):
-        problems.extend(network_problems(values["opengram_trusted_proxies"], "opengram_trusted_proxies",
-                                          TRUST_EVERYONE % values.get("opengram_trusted_proxy_header", "X-Real-IP")))
+        problems.extend(network_problems(
+            values["opengram_trusted_proxies"], "opengram_trusted_proxies",
+            TRUST_EVERYONE % values.get("opengram_trusted_proxy_header", "X-Real-IP")))
     secret = values.get("opengram_instance_secret")
     if isinstance(secret, str) and secret and not re.search(r"[\r\n]", secret):
         if len(secret) < MIN_SECRET_LENGTH or re.search(r"\s", secret) or len(set(secret)) < _access.MIN_DISTINCT_CHARACTERS:

@@ -23,12 +23,12 @@ options:
   owner: {description: Owner of the file., type: str}
   group: {description: Group of the file., type: str}
   mode: {description: Mode of the file., type: raw}
-author: opengram-deploy
+author: opengram-deploy contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""
 - name: Own server.port
-  opengram_json_merge:
+  opengram_deploy.opengram.opengram_json_merge:
     path: /var/lib/opengram/opengram.config.json
     settings: {server: {port: 3000}}
     owner: opengram
@@ -47,7 +47,7 @@ import json
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.common_atomic import replace_file
+from ansible_collections.opengram_deploy.opengram.plugins.module_utils.common_atomic import replace_file
 
 
 def merge(base, owned):

@@ -39,12 +39,12 @@ options:
     description: The stamp file (root-owned, mode 0644).
     type: path
     required: true
-author: opengram-deploy
+author: opengram-deploy contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""
 - name: Reload nginx if it has not loaded the live site (left by an interrupted run)
-  common_reload_stamp:
+  opengram_deploy.opengram.common_reload_stamp:
     state: check
     files: [/etc/nginx/sites-available/opengram]
     stamp: /var/lib/nginx/.opengram-deploy-loaded.sha256
@@ -52,7 +52,7 @@ EXAMPLES = r"""
 
 # In the handler, right after the reload:
 - name: Record the site nginx has loaded
-  common_reload_stamp:
+  opengram_deploy.opengram.common_reload_stamp:
     state: record
     files: [/etc/nginx/sites-available/opengram]
     stamp: /var/lib/nginx/.opengram-deploy-loaded.sha256
@@ -74,7 +74,7 @@ import hashlib
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.common_atomic import replace_file
+from ansible_collections.opengram_deploy.opengram.plugins.module_utils.common_atomic import replace_file
 
 
 def checksum(files):

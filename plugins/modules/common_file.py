@@ -24,7 +24,7 @@ options:
     type: path
     required: true
   content:
-    description: The wanted content. A task whose content holds a secret sets C(no_log: true).
+    description: 'The wanted content. A task whose content holds a secret sets C(no_log: true).'
     type: str
   remote_src:
     description: Take the wanted content from this file on the host instead of O(content).
@@ -42,12 +42,12 @@ options:
     type: list
     elements: str
 extends_documentation_fragment: [files]
-author: opengram-deploy
+author: opengram-deploy contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""
 - name: Template opengram.env
-  common_file:
+  opengram_deploy.opengram.common_file:
     dest: /etc/opengram/opengram.env
     content: "{{ lookup('ansible.builtin.template', 'etc/opengram/opengram.env.j2') }}"
     owner: root
@@ -72,7 +72,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_bytes, to_native
-from ansible.module_utils.common_atomic import replace_file
+from ansible_collections.opengram_deploy.opengram.plugins.module_utils.common_atomic import replace_file
 
 # Above this size (or for bytes that are not text) the diff names the change only.
 DIFF_MAX_BYTES = 104448
