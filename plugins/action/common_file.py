@@ -1,10 +1,10 @@
 # -*- coding: utf-8 -*-
 """The controller half of common_file: no round trip for a file already as wanted.
 
-A role looks at its files once per run (one command printing, per file,
-``file=<dest> <sha256> <owner> <group> <mode>``; see ``known_line``) and
-hands those lines to each common_file task as ``known``. When the line this
-task would leave on the host is among them, the file is already right: the
+A role looks at its files once per run (the common_look module: per file
+{sha256, owner, group, mode}; see ``known_entry``) and hands that answer's
+``files`` to each common_file task as ``known``. When the entry this task
+would leave on the host is the one the look saw, the file is already right: the
 task reports ok (changed and differs false, as the module would) without
 running the module on the host. Otherwise, and always without ``known``,
 with ``remote_src``, or with owner, group or mode missing or not plain, the
@@ -49,12 +49,22 @@ def redact(value):
     return value
 
 
-def known_line(dest, content, owner, group, mode):
-    """The look's line for a file with this content, owner, group and mode (None: cannot tell)."""
+def known_entry(dest, content, owner, group, mode):
+    """The look's answer (common_look's ``files`` entry) for a file with this content, owner,
+    group and mode: {sha256, owner, group, mode} (None: cannot tell)."""
     if None in (dest, content, owner, group, mode) or not _MODE.match(str(mode)):
         return None
     digest = hashlib.sha256(to_bytes(content, errors="surrogate_or_strict")).hexdigest()
-    return "file=%s %s %s %s %s" % (dest, digest, owner, group, mode)
+    return {"sha256": digest, "owner": str(owner), "group": str(group), "mode": str(mode)}
+
+
+def is_known(known, dest, content, owner, group, mode):
+    """Whether the look (common_look's ``files``: {path: {sha256, owner, group, mode, ...}}) saw
+    the file exactly as this task would leave it."""
+    wanted = known_entry(dest, content, owner, group, mode)
+    seen = (known or {}).get(dest) if isinstance(known, dict) else None
+    return wanted is not None and isinstance(seen, dict) and all(seen.get(key) == value
+                                                                 for key, value in wanted.items())
 
 
 class ActionModule(ActionBase):
@@ -63,10 +73,9 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         args = dict(self._task.args)
-        known = args.pop("known", None) or []
-        line = None if args.get("remote_src") is not None else known_line(
-            args.get("dest"), args.get("content"), args.get("owner"), args.get("group"), args.get("mode"))
-        if line is not None and line in known:
+        known = args.pop("known", None) or {}
+        if args.get("remote_src") is None and is_known(known, args.get("dest"), args.get("content"),
+                                                       args.get("owner"), args.get("group"), args.get("mode")):
             result.update(changed=False, differs=False, dest=args["dest"], diff=[])
             return result
         result.update(redact(self._execute_module(module_args=args, task_vars=task_vars)))

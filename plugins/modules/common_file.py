@@ -36,11 +36,11 @@ options:
     type: str
   known:
     description:
-      - Lines of a look at the host taken earlier in the run, C(file=<dest> <sha256> <owner> <group> <mode>)
-        per file. When the line this task would leave is among them, the action plugin (the controller
-        half) reports ok without running the module on the host. The module itself ignores it.
-    type: list
-    elements: str
+      - "The C(files) of a M(opengram_deploy.opengram.common_look) taken earlier in the run, C({path:
+        {sha256, owner, group, mode}}). When the entry this task would leave is the one seen, the action
+        plugin (the controller half) reports ok without running the module on the host. The module
+        itself ignores it."
+    type: dict
 extends_documentation_fragment: [files]
 author: opengram-deploy contributors (!UNKNOWN)
 """
@@ -105,7 +105,7 @@ def main():
             "content": {"type": "str"},
             "remote_src": {"type": "path"},
             "validate": {"type": "str"},
-            "known": {"type": "list", "elements": "str", "no_log": False},
+            "known": {"type": "dict", "no_log": False},
         },
         mutually_exclusive=[("content", "remote_src")],
         required_one_of=[("content", "remote_src")],

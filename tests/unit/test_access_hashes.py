@@ -9,19 +9,15 @@ import hashlib
 import hmac
 import os
 import pwd
-import subprocess
 from pathlib import Path
 
 import bcrypt
 import pytest
 import role_modules
-import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 filters = role_modules.load(ROOT / "plugins/filter/opengram.py")
 action = role_modules.load(ROOT / "plugins/action/common_file.py")
-LOOK = role_modules.load(ROOT / "plugins/filter/common_look.py")
-ROLE_VARS = yaml.safe_load((ROOT / "roles/opengram/vars/main.yml").read_text())
 
 PASSWORD = "Qx7v9Lm2Rt8Wz-correct-horse"
 OTHER = "Pq4Ks8Vn1Yc6Hb-another-one"
@@ -138,26 +134,26 @@ def test_no_users_no_hashes():
 # ---- what the host keeps and what a run shows --------------------------------------
 
 
-def access_read(path, *entries):
-    script = LOOK.common_look_script(ROLE_VARS["__opengram_access_read_script"])
-    argv = ["/bin/sh", "-c", script, "read-access", str(path), *entries]
-    return subprocess.run(argv, check=True, capture_output=True, text=True).stdout.splitlines()
+def access_read(path):
+    """tasks/access.yml's no_log look: the kept file's content and its files entry."""
+    return role_modules.run_module(ROOT / "plugins/modules/common_look.py", {"reads": [str(path)], "files": [str(path)]})
 
 
-def test_the_access_read_prints_the_kept_lines_and_the_files_line(tmp_path):
+def test_the_access_read_gives_the_kept_lines_and_the_files_entry(tmp_path):
     kept = tmp_path / "access.htpasswd"
     alice, bob = one(), one(name="bob")
     content = "alice:%s\nbob:%s\n" % (alice, bob)
     kept.write_text(content)
     kept.chmod(0o600)
-    lines = access_read(kept, "f:%s" % kept)
-    assert lines[:2] == ["hash=alice:" + alice, "hash=bob:" + bob]
+    answer = access_read(kept)
+    kept_lines = answer["contents"][str(kept)].splitlines()
+    assert kept_lines == ["alice:" + alice, "bob:" + bob]
     owner, group = pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name
-    assert action.known_line(str(kept), content, owner, group, "0600") in lines
+    assert action.is_known(answer["files"], str(kept), content, owner, group, "0600")
     # What tasks/access.yml makes of them: the same hashes again.
-    kept_lines = [line[len("hash="):] for line in lines if line.startswith("hash=")]
     assert hashes([{"name": "alice", "password": PASSWORD}], kept_lines)[0]["hash"] == alice
-    assert access_read(tmp_path / "missing", "f:%s" % (tmp_path / "missing")) == []
+    missing = access_read(tmp_path / "missing")
+    assert missing["contents"] == {} and missing["files"] == {}
 
 
 def test_common_file_never_shows_a_bcrypt_hash():

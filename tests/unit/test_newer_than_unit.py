@@ -1,6 +1,7 @@
-"""roles/opengram's "newer than the running unit" check (the shell function
-__opengram_newer_than_unit, called by the role's look at the host):
-it prints the files written after the unit last started, to the microsecond.
+"""roles/opengram's "newer than the running unit" check: the look (common_look:
+the units' start, the settings' modification times) read by the filter
+common_newer_than_start gives the files written after the unit last started,
+to the microsecond.
 
 In whole seconds, a file written in the same second just BEFORE the start
 (the release link switched right before the restart of an upgrade or a
@@ -9,37 +10,18 @@ rollback) counted as newer, and the next run restarted Opengram for nothing
 Run with a stand-in `systemctl` on PATH and files with set times."""
 
 import os
-import subprocess
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import yaml
-
-ROOT = Path(__file__).resolve().parents[2]
-FUNCTION = yaml.safe_load((ROOT / "roles/opengram/vars/main.yml").read_text())["__opengram_newer_than_unit"]
-# The function, then a line after it: a `return` that were an `exit` would end the whole look.
-SCRIPT = FUNCTION + '\nnewer_than_unit "$@"\necho end-of-look\n'
+from test_common_look import LOOK, fake_systemctl, look
 
 
 def newer(tmp_path, started, files, active="active"):
-    fake = tmp_path / "bin" / "systemctl"
-    fake.parent.mkdir(exist_ok=True)
-    # As systemd prints ExecMainStartTimestamp: --timestamp=unix in whole
-    # seconds ("@1796103112"), --timestamp=us+utc to the microsecond
-    # ("Tue 2026-12-01 05:31:52.314805 UTC").
-    fake.write_text("#!/bin/sh\n"
-                    "case \"$*\" in\n"
-                    "  *--timestamp=unix*) echo '@%d' ;;\n"
-                    "  *--timestamp=us+utc*) echo '%s' ;;\n"
-                    "  is-active*) echo %s ;;\n"
-                    "esac\n" % (int(started.timestamp()), started.strftime("%a %Y-%m-%d %H:%M:%S.%f UTC"), active))
-    fake.chmod(0o755)
-    env = dict(os.environ, PATH="%s:%s" % (fake.parent, os.environ["PATH"]))
-    out = subprocess.run(["/bin/sh", "-c", SCRIPT, "newer-than-unit", "opengram", *map(str, files)],
-                         env=env, check=True, capture_output=True, text=True).stdout
-    lines = out.splitlines()
-    assert lines[-1] == "end-of-look"
-    return [Path(line).name for line in lines[:-1]]
+    stamp = started.strftime("%a %Y-%m-%d %H:%M:%S.%f UTC") if active == "active" else ""
+    bin_dir = fake_systemctl(tmp_path, {"opengram.service": (active, "no", "enabled", stamp)})
+    paths = [str(f) for f in files]
+    answer = look({"units": ["opengram.service"], "mtimes": paths}, bin_dir)
+    return [Path(p).name for p in LOOK.newer_than_start(answer, "opengram.service", paths)]
 
 
 def file_at(tmp_path, name, when):
