@@ -73,6 +73,11 @@ options:
     type: list
     elements: str
     default: []
+  offered:
+    description: Debian packages whose versions the repositories offer are asked (apt-cache madison), newest first.
+    type: list
+    elements: str
+    default: []
   conffiles:
     description: Debian packages whose conffiles are asked; answers {path, md5} per package.
     type: list
@@ -139,6 +144,7 @@ units: {description: "unit: {active, reload_owed, enabled, loaded, started}", re
 packages: {description: "package: dpkg status", returned: always, type: dict}
 versions: {description: "package: version (dpkg)", returned: always, type: dict}
 candidates: {description: "package: {installed, candidate} ('' for none)", returned: always, type: dict}
+offered: {description: "package: [{version, source}], newest first", returned: always, type: dict}
 conffiles: {description: "package: {path: md5}", returned: always, type: dict}
 md5: {description: "path: md5", returned: always, type: dict}
 settings: {description: "path: {key: value}", returned: always, type: dict}
@@ -268,6 +274,19 @@ def candidates(names):
     return found
 
 
+def offered(names):
+    """apt-cache madison, per package: [{version, source}] as apt lists them (newest first)."""
+    found = {name: [] for name in names}
+    if not names:
+        return found
+    out = _run(["apt-cache", "madison", "--"] + list(names))
+    for line in out["stdout"].splitlines():
+        fields = [field.strip() for field in line.split("|")]
+        if len(fields) == 3 and fields[0] in found:
+            found[fields[0]].append({"version": fields[1], "source": fields[2]})
+    return found
+
+
 def conffiles(names):
     found = {}
     for name, text in packages(names, "${Conffiles}").items():
@@ -391,6 +410,7 @@ def look(params):
     result["versions"] = {name: value.partition("\t")[2] for name, value in status.items()
                           if value.partition("\t")[0] == "installed"}
     result["candidates"] = candidates(params["candidates"])
+    result["offered"] = offered(params["offered"])
     result["conffiles"] = conffiles(params["conffiles"])
     result["settings"] = settings(params["settings"])
     result["users"] = {}
@@ -418,7 +438,7 @@ def main():
     lists = ("files", "dirs", "paths", "links", "mtimes", "reads", "heads", "listdirs", "md5", "certificates")
     spec = {name: {"type": "list", "elements": "path", "default": []} for name in lists}
     spec.update({name: {"type": "list", "elements": "str", "default": []}
-                 for name in ("units", "packages", "candidates", "conffiles", "users", "groups")})
+                 for name in ("units", "packages", "candidates", "offered", "conffiles", "users", "groups")})
     spec.update(stamps={"type": "list", "elements": "dict", "default": []},
                 settings={"type": "dict", "default": {}}, commands={"type": "dict", "default": {}})
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)

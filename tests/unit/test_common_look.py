@@ -231,13 +231,20 @@ def test_dpkg_answers_are_parsed_per_package(tmp_path):
         "echo 'dpkg-query: no packages found matching nosuch' >&2; exit 1 ;;\n"
         "esac\n")
     (fake / "apt-cache").write_text(
-        "#!/bin/sh\nprintf 'nodejs:\\n  Installed: (none)\\n  Candidate: 18.19.0+dfsg-6~deb12u2\\n"
-        "  Version table:\\n     18.19.0+dfsg-6~deb12u2 500\\n        500 http://deb.debian.org/debian bookworm/main\\n'\n")
+        "#!/bin/sh\ncase $1 in\n"
+        "  policy) printf 'nodejs:\\n  Installed: (none)\\n  Candidate: 18.19.0+dfsg-6~deb12u2\\n"
+        "  Version table:\\n     18.19.0+dfsg-6~deb12u2 500\\n        500 http://deb.debian.org/debian bookworm/main\\n' ;;\n"
+        "  madison) printf '    nodejs | 22.11.0-1nodesource1 | https://deb.nodesource.com/node_22.x nodistro/main amd64 Packages\\n"
+        "    nodejs | 18.19.0+dfsg-6~deb12u2 | http://deb.debian.org/debian bookworm/main amd64 Packages\\n' ;;\n"
+        "esac\n")
     for program in fake.iterdir():
         program.chmod(0o755)
     answer = look({"packages": ["caddy", "nginx", "nosuch"], "conffiles": ["caddy", "nginx"],
-                   "candidates": ["nodejs"]}, fake)
+                   "candidates": ["nodejs"], "offered": ["nodejs"]}, fake)
     assert answer["packages"] == {"caddy": "installed", "nginx": "config-files"}
     assert answer["versions"] == {"caddy": "2.6.2-5"}
     assert answer["conffiles"] == {"caddy": {"/etc/caddy/Caddyfile": "0123abc", "/etc/x": "y"}, "nginx": {}}
     assert answer["candidates"] == {"nodejs": {"installed": "", "candidate": "18.19.0+dfsg-6~deb12u2"}}
+    assert answer["offered"] == {"nodejs": [
+        {"version": "22.11.0-1nodesource1", "source": "https://deb.nodesource.com/node_22.x nodistro/main amd64 Packages"},
+        {"version": "18.19.0+dfsg-6~deb12u2", "source": "http://deb.debian.org/debian bookworm/main amd64 Packages"}]}
