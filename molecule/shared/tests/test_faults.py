@@ -132,12 +132,12 @@ def run_killed_at(site, extra_vars, stop_at):
 
 # Per proxy: the variable that adds raw directives, one that adds a response
 # header, the live file, and the task right after the file is written (the
-# "reload owed" check, roles/common's common_reload_stamp module).
+# "reload owed" check of roles/common's stage entry point).
 PROXY_MARK = {
     "caddy": ("caddy_site_extra_config", "header X-Ogd-Interrupted yes", "/etc/caddy/opengram-deploy/site.caddy",
-              "TASK [opengram_deploy.opengram.caddy : Reload Caddy if it has not loaded the live configuration"),
+              "TASK [opengram_deploy.opengram.common : Reload if the service has not loaded the live configuration (left by an interrupted run): Caddy]"),
     "nginx": ("nginx_extra_config", "add_header X-Ogd-Interrupted yes always;", "/etc/nginx/sites-available/opengram",
-              "TASK [opengram_deploy.opengram.nginx : Reload nginx if it has not loaded the live site"),
+              "TASK [opengram_deploy.opengram.common : Reload if the service has not loaded the live configuration (left by an interrupted run): nginx]"),
 }
 
 

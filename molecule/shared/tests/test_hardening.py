@@ -20,7 +20,7 @@ PROXIES = {
     "caddy": {"extra_var": "caddy_site_extra_config", "live": "/etc/caddy/opengram-deploy/site.caddy",
               "refusal": ["Caddy rejected the new configuration", "this_is_bogus", "are unchanged"]},
     "nginx": {"extra_var": "nginx_extra_config", "live": "/etc/nginx/sites-available/opengram",
-              "refusal": ["nginx rejected the new site", "the live", "are unchanged"]},
+              "refusal": ["nginx rejected the new configuration", "the live", "are unchanged"]},
 }
 ENV_FILE = "/etc/opengram/opengram.env"
 CONFIG_FILE = "/var/lib/opengram/opengram.config.json"

@@ -14,7 +14,7 @@ PREFLIGHT = "TASK [opengram_deploy.opengram.opengram : Check the deployment vari
 # A task only that tag runs (besides the roles that tag shares with another).
 SIGNATURE = {
     "opengram": "TASK [opengram_deploy.opengram.opengram : Template opengram.env]",
-    "caddy": "TASK [opengram_deploy.opengram.caddy : Compare the global options and the site with the live ones",
+    "caddy": "TASK [opengram_deploy.opengram.common : Compare the live files with the wanted ones: Caddy's configuration",
     "nginx": "TASK [opengram_deploy.opengram.nginx : Choose the site's shape",
     "certbot": "TASK [opengram_deploy.opengram.certbot : Publish the certificate paths",
     "selfcheck": "TASK [opengram_deploy.opengram.opengram : Wait for HTTPS on the public URL",
