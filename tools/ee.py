@@ -29,6 +29,11 @@ PIP_PINS = ROOT / "requirements-dev.txt"
 PIN = re.compile(r"^([A-Za-z0-9_.-]+)(\[[^\]]*\])?==(\S+)$")
 
 
+def normal(name: str) -> str:
+    """A Python package's name as pip compares it (case and _ versus - ignored)."""
+    return name.lower().replace("_", "-")
+
+
 def pins(text: str) -> dict[str, str]:
     """{lower-case name: version} of the exact pins (name==version) in a pip
     requirements text; comments and other lines are ignored."""
@@ -36,7 +41,7 @@ def pins(text: str) -> dict[str, str]:
     for line in text.splitlines():
         m = PIN.match(line.split("#", 1)[0].strip())
         if m:
-            out[m.group(1).lower().replace("_", "-")] = m.group(3)
+            out[normal(m.group(1))] = m.group(3)
     return out
 
 
@@ -63,7 +68,7 @@ def problems(ee: dict, dev_pins: dict[str, str]) -> list[str]:
         if not m:
             out.append(f"dependencies.python: {spec!r} is not an exact pin (name==version)")
             continue
-        wanted[m.group(1).lower().replace("_", "-")] = m.group(3)
+        wanted[normal(m.group(1))] = m.group(3)
     for name, version in wanted.items():
         if dev_pins.get(name) != version:
             out.append(f"{name}=={version} in execution-environment.yml, but requirements-dev.txt pins "
@@ -89,7 +94,7 @@ def main() -> int:
             listed = pins((build / "requirements.txt").read_text())
             for spec in ee.get("dependencies", {}).get("python") or []:
                 m = PIN.match(str(spec))
-                if m and listed.get(m.group(1).lower().replace("_", "-")) != m.group(3):
+                if m and listed.get(normal(m.group(1))) != m.group(3):
                     found.append(f"the build context does not install {spec}")
     for p in found:
         print("execution-environment.yml: " + p, file=sys.stderr)
