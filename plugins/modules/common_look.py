@@ -165,6 +165,7 @@ import stat
 import subprocess
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.opengram_deploy.opengram.plugins.module_utils.common_stamp import checksum, read_stamp
 
 
 class LookError(Exception):
@@ -335,25 +336,6 @@ def certificates(paths):
     return found
 
 
-def reload_paid(stamp, files):
-    """As common_reload_stamp: the sha256 of the files that exist, concatenated, against the stamp."""
-    present = [path for path in files if os.path.exists(path)]
-    if present:
-        digest = hashlib.sha256()
-        for path in present:
-            with open(path, "rb") as handle:
-                digest.update(handle.read())
-        wanted = digest.hexdigest() + "  -"
-    else:
-        wanted = ""
-    try:
-        with open(stamp, encoding="utf-8") as handle:
-            recorded = handle.read().rstrip("\n")
-    except OSError:
-        recorded = ""
-    return recorded == wanted
-
-
 def look(params):
     result = {"files": {}, "dirs": {}, "exists": [], "links": {}, "mtimes": {}, "contents": {}, "heads": {},
               "listdirs": {}, "md5": {}}
@@ -427,7 +409,7 @@ def look(params):
             result["groups"][name] = grp.getgrnam(name).gr_gid
         except KeyError:
             continue
-    result["reloads"] = {entry["stamp"]: reload_paid(entry["stamp"], entry.get("files") or [])
+    result["reloads"] = {entry["stamp"]: read_stamp(entry["stamp"]) == checksum(entry.get("files") or [])
                          for entry in params["stamps"]}
     result["certificates"] = certificates(params["certificates"])
     result["commands"] = {name: _run([str(arg) for arg in argv]) for name, argv in (params["commands"] or {}).items()}
