@@ -14,6 +14,8 @@ where the test is more than a lookup:
   common_exists(look, path)       something is at the path (a dangling link too)
   common_newer_than_start(look, unit, paths)   the paths modified after the unit's main process
                                   started (settings an interrupted run wrote without applying them)
+  common_missing_packages(look, packages)   the packages the look did not see installed (a
+                                  package it was not asked about counts as missing)
 """
 
 from __future__ import annotations
@@ -50,7 +52,14 @@ def newer_than_start(look, unit, paths):
     return [path for path in paths if path in mtimes and mtimes[path] > started]
 
 
+def missing_packages(look, packages):
+    """The packages the look did not see installed, in the order given."""
+    seen = (look or {}).get("packages", {})
+    return [name for name in packages if seen.get(name) != "installed"]
+
+
 class FilterModule:
     def filters(self):
         return {"common_dir_ok": dir_ok, "common_unit_ready": unit_ready, "common_unit_loaded": unit_loaded,
-                "common_exists": exists, "common_newer_than_start": newer_than_start}
+                "common_exists": exists, "common_newer_than_start": newer_than_start,
+                "common_missing_packages": missing_packages}

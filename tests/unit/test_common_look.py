@@ -248,3 +248,10 @@ def test_dpkg_answers_are_parsed_per_package(tmp_path):
     assert answer["offered"] == {"nodejs": [
         {"version": "22.11.0-1nodesource1", "source": "https://deb.nodesource.com/node_22.x nodistro/main amd64 Packages"},
         {"version": "18.19.0+dfsg-6~deb12u2", "source": "http://deb.debian.org/debian bookworm/main amd64 Packages"}]}
+
+
+def test_missing_packages_are_those_not_seen_installed():
+    look = {"packages": {"sqlite3": "installed", "restic": "not-installed"}}
+    assert LOOK.missing_packages(look, ["sqlite3", "restic", "openssh-client"]) == ["restic", "openssh-client"]
+    assert LOOK.missing_packages(look, ["sqlite3"]) == []
+    assert LOOK.missing_packages({}, ["sqlite3"]) == ["sqlite3"]
