@@ -1,4 +1,4 @@
-"""The access settings' checks of the preflight (tasks/validate.yml):
+"""The access settings' checks of the preflight (roles/opengram tasks/validate.yml):
 opengram_access_modes, opengram_access_users and opengram_access_networks, and
 the CIDR-list check opengram_input.py uses for opengram_trusted_proxies too.
 Passwords are never shown. Runs on the controller.

@@ -58,14 +58,14 @@ def port_problems(values, listeners):
 
 
 def host_report(listeners):
-    """{sockets, uid, unit, unit_ours, calendar, timespan, alert_command} from validate.yml's
+    """{sockets, uid, unit, unit_ours, alert_command} from validate.yml's
     report (key=value lines after `ss -Htlne`'s), or as given."""
     listeners = dict(listeners or {})
     for line in str(listeners.pop("report", "")).splitlines():
         key, _eq, value = line.partition("=")
         if line.startswith("LISTEN"):
             listeners["sockets"] = listeners.get("sockets", "") + line + "\n"
-        elif key in ("uid", "unit", "unit_ours", "calendar", "timespan", "alert_command"):
+        elif key in ("uid", "unit", "unit_ours", "alert_command"):
             listeners[key] = value.strip()
     return listeners
 
@@ -100,17 +100,6 @@ def host_problems(values, host):
         problems.append("opengram_service_name='%s' is already a unit on this host (%s) that opengram-deploy did not "
                         "write: the role would replace it. Use another name, e.g. opengram_service_name: opengram"
                         % (service, unit))
-    timer = values.get("opengram_backup_timer", True)
-    if str(timer).lower() in ("true", "yes", "on", "1"):
-        for name, key, what, example in (
-                ("opengram_backup_schedule", "calendar", "a systemd calendar time (`systemd-analyze calendar`)",
-                 "daily"),
-                ("opengram_backup_randomized_delay", "timespan", "a systemd time span (`systemd-analyze timespan`)",
-                 "1h")):
-            if host.get(key) == "bad":
-                problems.append("%s='%s' is not %s: the backup timer would not load. Write e.g. %s: %s (man "
-                                "systemd.time), or set opengram_backup_timer: false."
-                                % (name, values.get(name), what, name, example))
     command = str(values.get("opengram_alert_command") or "")
     if command and host.get("alert_command") == "missing":
         problems.append("opengram_alert_command='%s' is not an executable file on this host: nothing would tell "

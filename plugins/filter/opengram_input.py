@@ -1,4 +1,4 @@
-"""Input checks of the preflight (tasks/validate.yml): every variable of every
+"""Input checks of the preflight (roles/opengram tasks/validate.yml): every variable of every
 role, and the rules that span variables.
 
 Each problem is one message that names the variable, shows the bad value
@@ -162,6 +162,15 @@ WHOLE = {
 }
 # opengram_serial: a number of hosts or a percentage, or a list of them.
 SERIAL = re.compile(r"[1-9][0-9]{0,5}|([1-9][0-9]?|100)%")
+# Facts the roles publish for the roles after them (their outputs,
+# docs/architecture.md): defined in a run, never an operator's input, so
+# neither checked nor reported as unknown names.
+OUTPUTS = frozenset({
+    "opengram_layout", "opengram_problems", "opengram_selfcheck_problems", "opengram_backup_problems",
+    "opengram_selfcheck_health", "opengram_backup_archive", "opengram_backup_fetched",
+    "opengram_backup_offsite_archive", "opengram_access_hashed_users", "opengram_proxy_body_max_bytes",
+    "opengram_access_allowed_networks", "certbot_certificate_path", "certbot_certificate_key_path",
+})
 BOOL_WORDS = {"true", "false", "yes", "no", "on", "off", "1", "0"}
 MIN_SECRET_LENGTH = 16
 
@@ -424,10 +433,13 @@ def opengram_input_problems(values, listeners=None):
     {report: what validate.yml's host report printed} or its parts {sockets:
     output of `ss -Htlne`, uid: the service user's uid or '', unit: the unit
     file of opengram_service_name or '', unit_ours: yes when the role wrote
-    it, calendar/timespan: ok or bad}: a port another service uses, a unit of
-    another service, a backup schedule systemd would not load."""
+    it, alert_command: ok or missing}: a port another service uses, a unit of
+    another service, an alert command that is not on the host. (Whether
+    systemd takes the backup schedule: the opengram_backup role's validate.)"""
     specs, problems = _specs(), []
     for name in sorted(values):
+        if name in OUTPUTS:
+            continue
         if name in RENAMED:
             new, why = RENAMED[name]
             problems.append("%s was renamed %s: %s. Rename it in your inventory (default %r)."

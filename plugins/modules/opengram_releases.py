@@ -12,7 +12,7 @@ description:
     one (where I(install_dir)/current points) and the backup archives in
     I(backup_dir).
   - The rollback target is the release that ran before the live one. It is
-    known from the backup the switch took (tasks/upgrade.yml); the newest
+    known from the backup the switch took (roles/opengram_backup tasks/before_switch.yml); the newest
     archive taken at or before the moment C(current) last changed, and not
     before the live release was installed, whose backup.json says
     C(before the switch to <live version>). Its version is the previous
@@ -41,9 +41,11 @@ options:
     type: int
     default: 0
   name_pattern:
-    description: Regular expression of the archive names tasks/backup.yml writes.
+    description:
+      - Regular expression of the archive names /usr/local/sbin/opengram-backup writes
+        (<UTC timestamp>-<version>.tar.gz). The default is that name; the one place it is written down.
     type: str
-    required: true
+    default: '^[0-9]{8}T[0-9]{6}Z-[0-9A-Za-z.+_-]+\.tar\.gz$'
   read_manifest:
     description:
       - Read the candidate archive's backup.json to tell why it was taken (needed for a rollback).
@@ -64,7 +66,6 @@ EXAMPLES = r"""
     install_dir: /opt/opengram
     backup_dir: /var/backups/opengram
     package: "@opengramsh/opengram"
-    name_pattern: '^[0-9]{8}T[0-9]{6}Z-[0-9A-Za-z.+_-]+\.tar\.gz$'
     read_manifest: true
   register: plan
 """
@@ -105,8 +106,8 @@ import tarfile
 
 from ansible.module_utils.basic import AnsibleModule
 
-# tasks/upgrade.yml records this reason in the backup it takes before the
-# switch; tasks/rollback.yml records ROLLBACK_REASON in the one it takes of
+# roles/opengram_backup tasks/before_switch.yml records this reason in the backup it takes before the
+# switch; its tasks/rollback.yml records ROLLBACK_REASON in the one it takes of
 # the data it sets aside.
 SWITCH_REASON = "before the switch to "
 ROLLBACK_REASON = "before the rollback from "
@@ -182,6 +183,10 @@ def releases_in(install_dir, package):
         manifest = os.path.join(path, "lib", "node_modules", *package.split("/"), "package.json")
         found[name] = (path, os.path.isfile(manifest))
     return found
+
+
+# The names of the archives opengram-backup writes: <UTC timestamp>-<version>.tar.gz.
+ARCHIVE_NAME_PATTERN = r"^[0-9]{8}T[0-9]{6}Z-[0-9A-Za-z.+_-]+\.tar\.gz$"
 
 
 def plan(install_dir, backup_dir, package, keep, name_pattern, want_manifest, host="HOST"):
@@ -317,7 +322,7 @@ def main():
             backup_dir=dict(type="path", required=True),
             package=dict(type="str", required=True),
             keep=dict(type="int", default=0),
-            name_pattern=dict(type="str", required=True),
+            name_pattern=dict(type="str", default=ARCHIVE_NAME_PATTERN),
             read_manifest=dict(type="bool", default=False),
             host=dict(type="str", default="HOST"),
         ),

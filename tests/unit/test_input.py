@@ -122,20 +122,16 @@ def test_a_batch_size_passes(values, serial):
     assert checks.opengram_input_problems(values) == []
 
 
-def test_the_host_report_refuses_a_unit_of_another_service_and_a_schedule_systemd_rejects(values):
-    report = "LISTEN 0 511 *:22 *:* ino:5 sk:1\nuid=\nunit=/usr/lib/systemd/system/ssh.service\ncalendar=bad\ntimespan=ok\n"
-    values.update(opengram_service_name="ssh", opengram_backup_schedule="every day")
+def test_the_host_report_refuses_a_unit_of_another_service(values):
+    report = "LISTEN 0 511 *:22 *:* ino:5 sk:1\nuid=\nunit=/usr/lib/systemd/system/ssh.service\n"
+    values.update(opengram_service_name="ssh")
     problems = checks.opengram_input_problems(values, {"report": report})
     assert any("opengram_service_name='ssh' is already a unit on this host (/usr/lib/systemd/system/ssh.service)" in p
                for p in problems), problems
-    assert any("opengram_backup_schedule='every day' is not a systemd calendar time" in p for p in problems), problems
-    assert len(problems) == 2, problems
-    # The role's own unit, a schedule systemd takes, or no timer at all: fine.
-    ours = "uid=999\nunit=/etc/systemd/system/ssh.service\nunit_ours=yes\ncalendar=ok\ntimespan=ok\n"
+    assert len(problems) == 1, problems
+    # The role's own unit: fine.
+    ours = "uid=999\nunit=/etc/systemd/system/ssh.service\nunit_ours=yes\n"
     assert checks.opengram_input_problems(values, {"report": ours}) == []
-    values["opengram_backup_timer"] = False
-    assert checks.opengram_input_problems(values, {"report": report.replace("unit=/usr/lib/systemd/system/ssh.service",
-                                                                            "unit=")}) == []
 
 
 def test_access_problems_name_the_weak_password_without_showing_it():
@@ -191,3 +187,19 @@ def test_a_login_ban_without_the_password_mode_is_refused(values):
 def test_a_good_allow_list_passes(values):
     values["fail2ban_login_allow_networks"] = ["192.0.2.0/24", "2001:db8::/48"]
     assert checks.opengram_input_problems(values) == []
+
+
+def test_the_roles_outputs_are_neither_checked_nor_unknown(values):
+    """The preflight runs each role's validate first: their <role>_problems facts
+    (and any other output a run defines) are in the variables it reads."""
+    values.update(opengram_selfcheck_problems=[], opengram_backup_problems=["x"], opengram_problems=[],
+                  opengram_layout={"home": "/var/lib/opengram"})
+    assert checks.opengram_input_problems(values) == []
+
+
+def test_every_preflight_role_publishes_an_output_the_checks_know():
+    import yaml
+    roles = yaml.safe_load((checks.ROLES_DIR / "opengram_preflight" / "vars" / "main.yml").read_text())
+    for role in roles["__opengram_preflight_roles"]:
+        assert role + "_problems" in checks.OUTPUTS, role
+        assert (checks.ROLES_DIR / role / "tasks" / "validate.yml").is_file(), role

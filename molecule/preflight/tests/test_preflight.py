@@ -215,7 +215,7 @@ def refused_without_change(run, host_snapshot, before, hostname):
     counters = recap(run.stdout, hostname)
     assert counters["failed"] == 1 and counters["changed"] == 0, text[-3000:]
     # Refused by the preflight play, before the deploy play started.
-    assert "TASK [opengram_deploy.opengram.opengram : Refuse bad input]" in run.stdout
+    assert "TASK [opengram_deploy.opengram.opengram_preflight : Refuse bad input]" in run.stdout
     assert "Deploy Opengram behind its reverse proxy" not in run.stdout
     assert host_snapshot.changed_paths() == [], "the host changed"
     assert host_snapshot.state() == before, "packages, accounts or units changed"

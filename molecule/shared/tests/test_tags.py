@@ -17,8 +17,8 @@ SIGNATURE = {
     "caddy": "TASK [opengram_deploy.opengram.common : Compare the live files with the wanted ones: Caddy's configuration",
     "nginx": "TASK [opengram_deploy.opengram.nginx : Choose the site's shape",
     "certbot": "TASK [opengram_deploy.opengram.certbot : Publish the certificate paths",
-    "selfcheck": "TASK [opengram_deploy.opengram.opengram : Wait for HTTPS on the public URL",
-    "backup": "TASK [opengram_deploy.opengram.opengram : Install the backup program]",
+    "selfcheck": "TASK [opengram_deploy.opengram.opengram_selfcheck : Wait for HTTPS on the public URL",
+    "backup": "TASK [opengram_deploy.opengram.opengram_backup : Install the backup program]",
 }
 # tag: what it must run, what it must not.
 TAGS = {
