@@ -1,8 +1,9 @@
 """shellcheck for the operator programs the roles install (lint stage).
 
 The programs are Jinja templates (roles/*/templates/usr/local/sbin/*.j2):
-each is rendered with its role's defaults, then checked as the shell script
-the host gets; the scripts the roles run as they are (roles/*/files/*.sh)
+each is rendered with its role's defaults and vars (and the opengram role's
+output opengram_layout, which the backup role's programs read), then checked
+as the shell script the host gets; the scripts the roles run as they are (roles/*/files/*.sh)
 are checked as they are. (The roles' looks at the host are no shell any
 more: the common_look module.) Exit status: shellcheck's (0: clean).
 
@@ -23,6 +24,7 @@ import zipfile
 from pathlib import Path
 
 import jinja2
+import jinja2.nativetypes
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,15 +57,51 @@ def programs() -> list[Path]:
     return sorted(ROOT.glob("roles/*/templates/usr/local/sbin/*.j2"))
 
 
+# What a run sets that the programs may name; the opengram role's output
+# opengram_layout is what the backup role's programs are rendered with.
+RUN_FACTS = {"inventory_hostname": "host.example.org", "opengram_domain": "chat.example.org"}
+
+
+def _native(text: str, values: dict):
+    environment = jinja2.nativetypes.NativeEnvironment(undefined=jinja2.StrictUndefined)
+    environment.filters.update(bool=lambda v: str(v).lower() in ("1", "true", "yes", "on"), int=int, string=str)
+    return environment.from_string(text).render(values)
+
+
+def _resolved(value, values: dict):
+    """A default or var with its templates rendered where the values at hand allow
+    (Ansible's filters and lookups are not here: such a value stays as written)."""
+    if isinstance(value, dict):
+        return {k: _resolved(v, values) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolved(v, values) for v in value]
+    if isinstance(value, str) and "{{" in value:
+        try:
+            return _native(value, values)
+        except Exception:  # noqa: BLE001 - an Ansible-only filter, an undefined value: leave it
+            return value
+    return value
+
+
+def role_values(role: str, values: dict | None = None) -> dict:
+    """The role's defaults and vars, templates resolved as far as plain Jinja goes."""
+    raw: dict = {}
+    for path in (roles.defaults_file(role), ROOT / "roles" / role / "vars" / "main.yml"):
+        if path.exists():
+            raw.update(yaml.safe_load(path.read_text()) or {})
+    values = dict(RUN_FACTS, **(values or {}))
+    for _ in range(6):  # values that name values that name values
+        values.update({k: _resolved(v, values) for k, v in raw.items()})
+    return values
+
+
 def render(template: Path) -> str:
     role = template.relative_to(ROOT / "roles").parts[0]
-    values = yaml.safe_load(roles.defaults_file(role).read_text()) or {}
+    app = role_values("opengram")
+    values = role_values(role, {"opengram_layout": app.get("__opengram_layout", {})})
     environment = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     environment.filters["comment"] = lambda text: "#\n# " + str(text) + "\n#"
-    # The program itself uses plain values only; defaults built from other
-    # variables are left out.
-    plain = {k: v for k, v in values.items() if not (isinstance(v, str) and "{{" in v)}
-    return environment.from_string(template.read_text()).render(plain, ansible_managed="Ansible managed")
+    return environment.from_string(template.read_text()).render(values, ansible_managed="Ansible managed")
 
 
 def scripts() -> list[Path]:
