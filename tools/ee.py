@@ -7,8 +7,9 @@ and what it installs is what the repository pins elsewhere.
 `ansible-builder create` writes the build context (the Containerfile and its
 inputs) into a temporary directory; nothing is built and no image is pulled.
 Then: the execution environment's ansible-core and every Python package it
-lists carry the same exact pins as requirements-dev.txt (the venv the tests
-run in), its collections file is requirements.yml, ansible-runner is pinned
+lists carry the same exact pins as requirements.txt (what a run needs; the
+venv the tests run in installs it too), every package requirements.txt pins
+is in it, its collections file is requirements.yml, ansible-runner is pinned
 exactly, and the context holds those files as given. Exit status 0 when all
 agree; otherwise each disagreement on a line.
 """
@@ -25,7 +26,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 EE_FILE = ROOT / "execution-environment.yml"
-PIP_PINS = ROOT / "requirements-dev.txt"
+PIP_PINS = ROOT / "requirements.txt"
 PIN = re.compile(r"^([A-Za-z0-9_.-]+)(\[[^\]]*\])?==(\S+)$")
 
 
@@ -45,8 +46,8 @@ def pins(text: str) -> dict[str, str]:
     return out
 
 
-def problems(ee: dict, dev_pins: dict[str, str]) -> list[str]:
-    """Where execution-environment.yml (parsed) disagrees with requirements-dev.txt's pins."""
+def problems(ee: dict, run_pins: dict[str, str]) -> list[str]:
+    """Where execution-environment.yml (parsed) disagrees with requirements.txt's pins."""
     out = []
     deps = ee.get("dependencies") or {}
     if ee.get("version") != 3:
@@ -61,7 +62,7 @@ def problems(ee: dict, dev_pins: dict[str, str]) -> list[str]:
             wanted["ansible-core"] = m.group(3)
     python = deps.get("python") or []
     if not isinstance(python, list):
-        out.append("dependencies.python must be a list of name==version pins (one source: requirements-dev.txt)")
+        out.append("dependencies.python must be a list of name==version pins (one source: requirements.txt)")
         python = []
     for spec in python:
         m = PIN.match(str(spec))
@@ -70,9 +71,13 @@ def problems(ee: dict, dev_pins: dict[str, str]) -> list[str]:
             continue
         wanted[normal(m.group(1))] = m.group(3)
     for name, version in wanted.items():
-        if dev_pins.get(name) != version:
-            out.append(f"{name}=={version} in execution-environment.yml, but requirements-dev.txt pins "
-                       f"{name}=={dev_pins.get(name, '(nothing)')}: change both together")
+        if run_pins.get(name) != version:
+            out.append(f"{name}=={version} in execution-environment.yml, but requirements.txt pins "
+                       f"{name}=={run_pins.get(name, '(nothing)')}: change both together")
+    for name, version in run_pins.items():
+        if name not in wanted:
+            out.append(f"requirements.txt pins {name}=={version}, which a run needs, but execution-environment.yml "
+                       f"does not install it: add it to dependencies.python")
     if deps.get("galaxy") != "requirements.yml":
         out.append(f"dependencies.galaxy is {deps.get('galaxy')!r}: it must be requirements.yml (what a run needs)")
     return out
@@ -99,7 +104,7 @@ def main() -> int:
     for p in found:
         print("execution-environment.yml: " + p, file=sys.stderr)
     if not found:
-        print("execution-environment.yml: ansible-builder accepts it; its pins are requirements-dev.txt's "
+        print("execution-environment.yml: ansible-builder accepts it; its pins are requirements.txt's "
               "and requirements.yml")
     return 1 if found else 0
 

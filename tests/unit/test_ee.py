@@ -1,4 +1,4 @@
-"""tools/ee.py: the execution environment's pins agree with requirements-dev.txt."""
+"""tools/ee.py: the execution environment's pins agree with requirements.txt (what a run needs)."""
 
 import sys
 from pathlib import Path
@@ -18,7 +18,7 @@ def test_pins_reads_exact_pins_only():
 
 def test_the_repositorys_file_agrees():
     data = yaml.safe_load((ROOT / "execution-environment.yml").read_text())
-    assert ee.problems(data, ee.pins((ROOT / "requirements-dev.txt").read_text())) == []
+    assert ee.problems(data, ee.pins((ROOT / "requirements.txt").read_text())) == []
     assert "bcrypt==5.0.0" in data["dependencies"]["python"]
 
 
@@ -31,6 +31,21 @@ def test_disagreements_are_named():
                                     "galaxy": "requirements-dev.yml"}}
     out = "\n".join(ee.problems(bad, dev))
     assert "ansible_core.package_pip is 'ansible-core>=2.19': pin it exactly" in out
-    assert "bcrypt==4.0.0 in execution-environment.yml, but requirements-dev.txt pins bcrypt==5.0.0" in out
+    assert "bcrypt==4.0.0 in execution-environment.yml, but requirements.txt pins bcrypt==5.0.0" in out
     assert "'requests' is not an exact pin" in out
     assert "dependencies.galaxy is 'requirements-dev.yml'" in out
+
+
+def test_a_package_a_run_needs_must_be_in_the_image():
+    good = yaml.safe_load((ROOT / "execution-environment.yml").read_text())
+    out = ee.problems(good, {"ansible-core": "2.19.14", "bcrypt": "5.0.0", "passlib": "1.7.4"})
+    assert out == ["requirements.txt pins passlib==1.7.4, which a run needs, but execution-environment.yml "
+                   "does not install it: add it to dependencies.python"]
+
+
+def test_the_dev_requirements_include_the_run_requirements():
+    """One source for the run's pins: requirements-dev.txt includes requirements.txt
+    and pins none of its packages again."""
+    dev = (ROOT / "requirements-dev.txt").read_text()
+    assert "-r requirements.txt" in dev.splitlines()
+    assert not set(ee.pins(dev)) & set(ee.pins((ROOT / "requirements.txt").read_text()))

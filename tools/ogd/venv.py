@@ -1,4 +1,5 @@
-"""The dev venv ``$OGD_CACHE/venv-<key>`` with requirements-dev.txt installed."""
+"""The dev venv ``$OGD_CACHE/venv-<key>`` with requirements-dev.txt installed (it includes
+requirements.txt, what a run needs: the key covers both files)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 from tools.ogd.common import (REPO_ROOT, STAMP_NAME, HostPrepError, apt_install, cache_dir, cache_lock,
                               log_path, run_logged, sha256_hex, stamp_matches, step, which, write_stamp)
 
+REQUIREMENTS = REPO_ROOT / "requirements.txt"
 REQUIREMENTS_DEV = REPO_ROOT / "requirements-dev.txt"
 VENV_REVISION = 1
 
@@ -28,8 +30,13 @@ def venv_key(requirements: bytes, python: str | None = None) -> str:
 
 def venv_path(requirements: bytes | None = None) -> Path:
     if requirements is None:
-        requirements = _read_bytes(REQUIREMENTS_DEV)
+        requirements = requirements_bytes()
     return cache_dir() / f"venv-{venv_key(requirements)[:16]}"
+
+
+def requirements_bytes() -> bytes:
+    """Both pin files as the venv installs them (requirements-dev.txt includes requirements.txt)."""
+    return _read_bytes(REQUIREMENTS) + b"\0" + _read_bytes(REQUIREMENTS_DEV)
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -69,7 +76,7 @@ def _create_venv(venv: Path, log: Path) -> None:
 def ensure_venv() -> Path:
     """Ensure the dev venv exists and is complete; return its path."""
     with step("venv") as done, cache_lock("venv"):
-        requirements = _read_bytes(REQUIREMENTS_DEV)
+        requirements = requirements_bytes()
         key = venv_key(requirements)
         venv = venv_path(requirements)
         stamp = venv / STAMP_NAME
