@@ -32,3 +32,30 @@ def test_production_example_uses_ssh_with_become():
         assert values.get("ansible_connection") == "ssh", host
         assert values.get("ansible_become") is True, host
         assert values.get("ansible_user") not in (None, "root"), host
+
+
+def test_ansible_cfg_names_no_default_inventory():
+    config = configparser.ConfigParser()
+    config.read(ROOT / "ansible.cfg")
+    assert not config.has_option("defaults", "inventory")
+
+
+def test_every_playbook_starts_with_the_inventory_check():
+    import yaml
+    for path in sorted((ROOT / "playbooks").glob("*.yml")):
+        if path.name in ("inventory.yml", "site.yml"):
+            continue
+        first = yaml.safe_load(path.read_text())[0]
+        assert first.get("ansible.builtin.import_playbook") == "inventory.yml", path
+
+
+def test_a_run_without_an_inventory_stops_before_anything_with_what_to_pass():
+    import os
+    env = {k: v for k, v in os.environ.items() if k != "ANSIBLE_INVENTORY"}
+    run = subprocess.run(["ansible-playbook", "site.yml"], cwd=ROOT, capture_output=True, text=True, env=env,
+                         timeout=300)
+    text = run.stdout + run.stderr
+    assert run.returncode != 0, text
+    assert "No host is in the group opengram" in text and "-i inventories/production/hosts.yml" in text, text
+    # Nothing after the check ran: not the preflight, not the deploy.
+    assert "Validate the inventory" not in run.stdout, run.stdout
