@@ -111,6 +111,14 @@ def opengram_access_kept(lines):
     return kept
 
 
+def opengram_missing_modules(names):
+    """The Python modules of `names` that the controller's Python (the one
+    ansible-playbook runs in, where the filters run) cannot import."""
+    import importlib.util
+
+    return [name for name in names or [] if importlib.util.find_spec(name) is None]
+
+
 def _verifies(password, hashed):
     import bcrypt
 
@@ -159,4 +167,5 @@ class FilterModule:
             "opengram_tls_pair_problems": opengram_tls_pair_problems,
             "opengram_access_hashes": opengram_access_hashes,
             "opengram_new_instance_secret": opengram_new_instance_secret,
+            "opengram_missing_modules": opengram_missing_modules,
         }

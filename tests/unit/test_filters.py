@@ -26,3 +26,8 @@ def test_env_quote_refuses_line_breaks_without_echoing_the_value():
     with pytest.raises(ValueError) as error:
         filters.opengram_env_quote("secret\nvalue")
     assert "secret" not in str(error.value)
+
+
+def test_missing_modules_names_what_the_controller_cannot_import():
+    assert filters.opengram_missing_modules(["json", "no_such_module_for_opengram"]) == ["no_such_module_for_opengram"]
+    assert filters.opengram_missing_modules([]) == []

@@ -59,3 +59,36 @@ def test_a_run_without_an_inventory_stops_before_anything_with_what_to_pass():
     assert "No host is in the group opengram" in text and "-i inventories/production/hosts.yml" in text, text
     # Nothing after the check ran: not the preflight, not the deploy.
     assert "Validate the inventory" not in run.stdout, run.stdout
+
+
+def _run_without_bcrypt(tmp_path, users):
+    """site.yml with an inventory of one unreachable host, its Python unable to import bcrypt."""
+    import os
+    block = tmp_path / "block"
+    block.mkdir()
+    (block / "sitecustomize.py").write_text("import sys\nsys.modules['bcrypt'] = None\n")
+    inventory = tmp_path / "hosts.json"
+    inventory.write_text(json.dumps({"opengram": {"hosts": {"nohost.invalid": {
+        "ansible_host": "192.0.2.1", "ansible_ssh_common_args": "-o ConnectTimeout=1",
+        "opengram_domain": "chat.example.org", "opengram_access_users": users}}}}))
+    env = dict(os.environ, PYTHONPATH=str(block))
+    return subprocess.run(["ansible-playbook", "-i", str(inventory), "site.yml"], cwd=ROOT, capture_output=True,
+                          text=True, env=env, timeout=300)
+
+
+def test_a_controller_without_bcrypt_stops_before_any_host_when_a_password_is_to_be_hashed(tmp_path):
+    run = _run_without_bcrypt(tmp_path, [{"name": "alice", "password": "correct horse battery staple"}])
+    text = run.stdout + run.stderr
+    assert run.returncode != 0, text
+    assert "has no bcrypt module" in text and "-r requirements.txt" in text, text
+    assert "correct horse" not in text
+    assert "Gathering Facts" not in run.stdout, "a host was contacted: " + run.stdout
+
+
+def test_hashes_given_need_no_bcrypt_on_the_controller(tmp_path):
+    hashed = "$2b$10$" + "a" * 53
+    run = _run_without_bcrypt(tmp_path, [{"name": "alice", "password_hash": hashed}])
+    assert "TASK [Stop when the controller cannot hash the passwords (bcrypt)]" in run.stdout
+    assert "has no bcrypt module" not in run.stdout + run.stderr
+    # The run went on to the host (unreachable here).
+    assert "Gathering Facts" in run.stdout, run.stdout
