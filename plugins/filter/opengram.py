@@ -119,6 +119,44 @@ def opengram_missing_modules(names):
     return [name for name in names or [] if importlib.util.find_spec(name) is None]
 
 
+def _undefined_names(value, path, found):
+    """(path, name) for every undefined variable `value` refers to, however deep."""
+    from collections.abc import Mapping
+
+    from jinja2 import Undefined
+    from jinja2.exceptions import UndefinedError
+
+    try:
+        if isinstance(value, Undefined):
+            found.append((path, getattr(value, "_undefined_name", None)))
+        elif isinstance(value, Mapping):
+            for key in list(value.keys()):
+                _undefined_names(value[key], "%s.%s" % (path, key), found)
+        elif isinstance(value, (list, tuple)):
+            for index, item in enumerate(value):
+                _undefined_names(item, "%s[%d]" % (path, index), found)
+    except UndefinedError as error:  # a lazy container meeting the undefined value while it is read
+        found.append((path, getattr(getattr(error, "source", None), "_undefined_name", None)))
+
+
+def opengram_missing_vault_vars(hosts, hostvars, prefix="vault_"):
+    """[{host, variable, missing}]: each variable of each host (inventory and
+    group variables) that refers to an undefined variable named `prefix`...
+    (the inventory's vault file not loaded, or the name not in it). Only the
+    names are read, never a value: a defined secret is not looked at. Other
+    undefined names are not reported (a value may refer to a role's default,
+    defined once the role runs)."""
+    missing = []
+    for host in hosts or []:
+        values = hostvars[host]
+        for name in sorted(values.keys()):
+            found = []
+            _undefined_names(values[name], name, found)
+            missing.extend({"host": host, "variable": path, "missing": undefined}
+                           for path, undefined in found if str(undefined or "").startswith(prefix))
+    return missing
+
+
 def _verifies(password, hashed):
     import bcrypt
 
@@ -168,4 +206,5 @@ class FilterModule:
             "opengram_access_hashes": opengram_access_hashes,
             "opengram_new_instance_secret": opengram_new_instance_secret,
             "opengram_missing_modules": opengram_missing_modules,
+            "opengram_missing_vault_vars": opengram_missing_vault_vars,
         }

@@ -56,7 +56,7 @@ def test_a_run_without_an_inventory_stops_before_anything_with_what_to_pass():
                          timeout=300)
     text = run.stdout + run.stderr
     assert run.returncode != 0, text
-    assert "No host is in the group opengram" in text and "-i inventories/production/hosts.yml" in text, text
+    assert "No host is in the group opengram" in text and "-i inventories/mysite" in text, text
     # Nothing after the check ran: not the preflight, not the deploy.
     assert "Validate the inventory" not in run.stdout, run.stdout
 
@@ -92,3 +92,49 @@ def test_hashes_given_need_no_bcrypt_on_the_controller(tmp_path):
     assert "has no bcrypt module" not in run.stdout + run.stderr
     # The run went on to the host (unreachable here).
     assert "Gathering Facts" in run.stdout, run.stdout
+
+
+def _run_with_vault_refs(tmp_path, vault_vars):
+    """site.yml on a tools/new_site.py-shaped inventory of one unreachable host whose
+    group variables refer to vault_* names; `vault_vars` is what its vault file defines."""
+    import yaml
+    inventory = tmp_path / "mysite"
+    (inventory / "group_vars/opengram").mkdir(parents=True)
+    (inventory / "hosts.yml").write_text(yaml.safe_dump({"opengram": {"hosts": {"nohost.invalid": {
+        "ansible_host": "192.0.2.1", "ansible_ssh_common_args": "-o ConnectTimeout=1",
+        "opengram_domain": "chat.example.org"}}}}))
+    (inventory / "group_vars/opengram/main.yml").write_text(yaml.safe_dump({
+        "opengram_access_users": [{"name": "alice", "password": "{{ vault_alice_password }}"}],
+        "opengram_instance_secret": "{{ vault_instance_secret }}",
+        "opengram_public_base_url": "https://{{ opengram_domain }}",
+    }))
+    (inventory / "group_vars/opengram/vault.yml").write_text(yaml.safe_dump(vault_vars))
+    return subprocess.run(["ansible-playbook", "-i", str(inventory), "site.yml"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_a_vault_variable_the_inventory_refers_to_but_nobody_defined_is_named_before_any_host(tmp_path):
+    run = _run_with_vault_refs(tmp_path, {"vault_alice_password": "s3cret-never-shown-anywhere"})
+    text = run.stdout + run.stderr
+    assert run.returncode != 0, text
+    assert ("On nohost.invalid, opengram_instance_secret refers to vault_instance_secret, which is not defined."
+            in " ".join(text.split())), text
+    assert "vault_alice_password" not in text and "s3cret-never-shown" not in text, text
+    assert "Gathering Facts" not in run.stdout, "a host was contacted: " + run.stdout
+
+
+def test_a_vault_variable_deep_in_a_list_is_named_too(tmp_path):
+    run = _run_with_vault_refs(tmp_path, {"vault_instance_secret": "og_" + "x" * 40})
+    text = " ".join((run.stdout + run.stderr).split())
+    assert "opengram_access_users[0] refers to vault_alice_password, which is not defined" in text, text
+    assert "og_xxxx" not in text
+    assert "Gathering Facts" not in run.stdout
+
+
+def test_vault_variables_all_defined_let_the_run_go_on(tmp_path):
+    run = _run_with_vault_refs(tmp_path, {"vault_instance_secret": "og_" + "x" * 40,
+                                          "vault_alice_password": "s3cret-never-shown-anywhere"})
+    assert "TASK [Stop when a vault variable the inventory refers to is not defined]" in run.stdout
+    assert "which is not defined" not in run.stdout + run.stderr
+    assert "Gathering Facts" in run.stdout, run.stdout
+    assert "s3cret-never-shown" not in run.stdout + run.stderr
