@@ -346,7 +346,8 @@ def cmd_up(force: str | None, package_path: Path | None = None) -> int:
     t = lap("package check", t)
 
     try:
-        env = {**os.environ, **ensure_all()}
+        # Task timings in the log (ansible.cfg enables no callback of a collection).
+        env = {**os.environ, **ensure_all(), "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks"}
     except HostPrepError as exc:
         raise SandboxError(f"preparing the machine failed: {exc}") from exc
     t = lap("hostprep", t)

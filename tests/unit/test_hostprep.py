@@ -61,7 +61,7 @@ def test_parse_keeps_file_order():
 def test_repo_requirements_pin_what_runs_and_what_tests_need_apart():
     run = galaxy.parse_requirements_yml((REPO_ROOT / "requirements.yml").read_text())
     dev = galaxy.parse_requirements_yml((REPO_ROOT / "requirements-dev.yml").read_text())
-    assert list(run) == ["ansible.posix"]  # ansible.cfg's profile_tasks callback
+    assert list(run) == ["ansible.posix"]  # the optional profile_tasks callback
     assert set(dev) == {"community.docker", "community.library_inventory_filtering_v1"}
     _, pins = galaxy.requirements_pins()
     assert pins == {**run, **dev}

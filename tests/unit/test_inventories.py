@@ -138,3 +138,16 @@ def test_vault_variables_all_defined_let_the_run_go_on(tmp_path):
     assert "which is not defined" not in run.stdout + run.stderr
     assert "Gathering Facts" in run.stdout, run.stdout
     assert "s3cret-never-shown" not in run.stdout + run.stderr
+
+
+def test_ansible_cfg_needs_no_collection_to_run():
+    """A fresh clone with requirements.txt alone runs without a warning: no callback or
+    plugin of a collection named in ansible.cfg (the roles use none)."""
+    config = configparser.ConfigParser()
+    config.read(ROOT / "ansible.cfg")
+    for section in config.sections():
+        for key, value in config.items(section):
+            names = [v.strip() for v in value.split(",")]
+            for name in names:
+                if name.count(".") >= 2 and not name.startswith("ansible.builtin."):
+                    assert key == "collections_path", (section, key, value)
