@@ -157,6 +157,67 @@ def opengram_missing_vault_vars(hosts, hostvars, prefix="vault_"):
     return missing
 
 
+def opengram_site_summary(site):
+    """The lines that end a run, for one host: where the site is, who gets in
+    and where their password lives, how an agent reads the instance secret,
+    the backups and the alerts. `site` holds names and flags only, never a
+    secret: layout (opengram_layout), access_modes, users (the login names),
+    networks, tls_mode, checked (the self-check passed in this run), backup (opengram_backup_plan, {} when this run did not
+    look at the backups), alerts ({command: bool, url: bool}), vault_file (the
+    inventory's vault file when there is one, else '')."""
+    layout = site["layout"]
+    url = layout["public_base_url"] + "/"
+    modes = list(site.get("access_modes") or [])
+    lines = []
+    if layout["proxy"] == "none":
+        lines.append("Opengram %s answers on http://127.0.0.1:%s/ on the host only (opengram_proxy: none: no "
+                     "proxy, no TLS, no login gate)." % (layout["version"], layout["port"]))
+    else:
+        tls = {"acme": "a certificate from the ACME CA", "internal": "Caddy's local CA (trust its root: "
+               "docs/configuration.md)", "byo": "your certificate"}.get(site.get("tls_mode"), site.get("tls_mode"))
+        lines.append("Opengram %s is at %s (behind %s, HTTPS with %s); %s."
+                     % (layout["version"], url, layout["proxy"], tls,
+                        "the self-check through that URL passed" if site.get("checked")
+                        else "not checked through that URL by this run (check mode, or its tags)"))
+    if layout["proxy"] != "none":
+        if "public" in modes:
+            lines.append("Who gets in: ANYONE (opengram_access_modes: [public]); see the warning above.")
+        else:
+            gates = []
+            if "networks" in modes:
+                gates.append("clients from %s" % ", ".join(site.get("networks") or []))
+            if "password" in modes:
+                where = ("kept in the vault %s (ansible-vault view --vault-password-file FILE %s)"
+                         % (site["vault_file"], site["vault_file"]) if site.get("vault_file")
+                         else "as opengram_access_users gives them in the inventory")
+                gates.append("the login %s, with the password %s" % (", ".join(site.get("users") or []), where))
+            lines.append("Who gets in: " + " and ".join(gates) + ".")
+    lines.append("Agents: send Authorization: Bearer <instance secret> to %sapi/v1/...; read the secret on the "
+                 "host with: sudo cat %s" % (url if layout["proxy"] != "none" else
+                                             "http://127.0.0.1:%s/" % layout["port"], layout["secret_file"]))
+    backup = site.get("backup") or {}
+    if not backup:
+        lines.append("Backups: not looked at by this run (its tags left the backup role out).")
+    elif backup.get("timer"):
+        keep = backup.get("keep")
+        lines.append("Backups: %s (each at a random moment up to %s later) into %s on the host, %s%s; one now: "
+                     "playbooks/backup.yml." % (backup["schedule"], backup["randomized_delay"], layout["backup_dir"],
+                                                "keeping the last %s" % keep if keep else "keeping every one",
+                                                ", and to the offsite restic repository" if backup.get("offsite")
+                                                else ", none offsite (opengram_backup_offsite_repository)"))
+    else:
+        lines.append("Backups: none scheduled (opengram_backup_timer: false); playbooks/backup.yml takes one into "
+                     "%s." % layout["backup_dir"])
+    alerts = site.get("alerts") or {}
+    ways = [w for w, on in (("the command opengram_alert_command", alerts.get("command")),
+                            ("the URL opengram_alert_url", alerts.get("url"))) if on]
+    lines.append("Alerts: a failed backup, certificate renewal or crash-looping Opengram goes to %s."
+                 % " and ".join(ways) if ways else
+                 "Alerts: none (set opengram_alert_url or opengram_alert_command to hear of a failed backup, "
+                 "certificate renewal or crash-looping Opengram).")
+    return lines
+
+
 def _verifies(password, hashed):
     import bcrypt
 
@@ -207,4 +268,5 @@ class FilterModule:
             "opengram_new_instance_secret": opengram_new_instance_secret,
             "opengram_missing_modules": opengram_missing_modules,
             "opengram_missing_vault_vars": opengram_missing_vault_vars,
+            "opengram_site_summary": opengram_site_summary,
         }

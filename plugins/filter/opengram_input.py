@@ -170,7 +170,7 @@ OUTPUTS = frozenset({
     "opengram_selfcheck_health", "opengram_backup_archive", "opengram_backup_fetched",
     "opengram_backup_offsite_archive", "opengram_access_hashed_users", "opengram_proxy_body_max_bytes",
     "opengram_access_allowed_networks", "certbot_certificate_path", "certbot_certificate_key_path",
-    "nginx_login_failure_log_path",
+    "nginx_login_failure_log_path", "opengram_backup_plan",
 })
 BOOL_WORDS = {"true", "false", "yes", "no", "on", "off", "1", "0"}
 MIN_SECRET_LENGTH = 16
