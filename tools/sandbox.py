@@ -21,7 +21,7 @@ and every summary says so. `--standin` / `--real` force the choice;
 the version its package.json names: its dependencies come from the npm
 registry and its native modules are built in the container (minutes).
 
-The site is private like any deployment (README: "Who can reach your
+The site is private like any deployment (docs/access.md: "Who can reach your
 Opengram"): the sandbox makes its own login, user `admin` with a random
 password, kept in $OGD_CACHE/sandbox/access.yml (0600) and handed to
 ansible-playbook as an extra-vars FILE (never on a command line); `up` prints

@@ -1,4 +1,4 @@
-"""Tags (README "Tags"): each on a converged fleet of Caddy and nginx hosts runs
+"""Tags (docs/operations.md "Tags"): each on a converged fleet of Caddy and nginx hosts runs
 its own part and changes nothing, and the preflight runs whatever the tags.
 
 Where the scenario turns `ogd_test_tags` on (molecule/fleet: both proxies).
