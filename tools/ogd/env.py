@@ -8,7 +8,7 @@ import shlex
 import time
 from pathlib import Path
 
-from tools.ogd.common import REPO_ROOT, cache_dir, say
+from tools.ogd.common import REPO_ROOT, apt_install, cache_dir, cache_lock, say, step, which
 from tools.ogd.docker import ensure_docker
 from tools.ogd.galaxy import collections_path, ensure_collections
 from tools.ogd.images import ensure_base_image, ensure_pkgs_image
@@ -57,8 +57,27 @@ def env_block(env: dict[str, str] | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+# What the README's quick start asks of the operator's machine besides Python
+# (the preflight scenario runs it from this one): command -> Debian package.
+OPERATOR_TOOLS = {"git": "git", "ssh": "openssh-client", "ssh-keyscan": "openssh-client",
+                  "ssh-keygen": "openssh-client", "curl": "curl"}
+
+
+def ensure_operator_tools() -> None:
+    """The quick start's tools on this machine, installed from Debian when missing."""
+    with step("operator tools") as note:
+        with cache_lock("operator-tools"):
+            missing = sorted({package for command, package in OPERATOR_TOOLS.items() if not which(command)})
+            if missing:
+                apt_install(missing)
+                note("installed " + " ".join(missing))
+            else:
+                note("already installed")
+
+
 def ensure_all() -> dict[str, str]:
     started = time.monotonic()
+    ensure_operator_tools()
     ensure_docker()
     ensure_base_image()
     ensure_pkgs_image()

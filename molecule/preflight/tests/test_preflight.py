@@ -2,8 +2,8 @@
 changes, and --check runs to the end and tells what it would do.
 
 In file order: every bad input (the host must stay exactly as created), then
---check for each proxy (still unchanged), then one real converge (proxy none:
-this scenario has no ACME CA) and --check on the converged host.
+--check for each proxy (still unchanged). Then test_quickstart.py deploys the
+host as the README's quick start says, and checks it converged.
 """
 
 import json
@@ -313,23 +313,3 @@ def test_check_mode_on_the_fresh_host_tells_what_it_would_do_and_changes_nothing
     assert "Show what apt would install" in run.stdout
     assert snapshot.changed_paths() == [], "check mode changed the host"
     assert snapshot.state() == before
-
-
-def test_converge_the_fresh_host(host, hostname):
-    started = time.monotonic()
-    run = run_playbook("-e", json.dumps({"opengram_proxy": "none"}))
-    seconds = time.monotonic() - started
-    assert run.returncode == 0, output(run)[-4000:]
-    print("first converge (opengram_proxy=none): %.0f s, %s" % (seconds, recap(run.stdout, hostname)))
-    health = json.loads(host.check_output("curl -s --max-time 5 http://127.0.0.1:3000/api/v1/health"))
-    assert health["status"] == "ok"
-    assert host.service("opengram").is_running and host.service("opengram-firewall").is_running
-
-
-def test_check_mode_on_the_converged_host_reports_no_change(host, hostname):
-    # Opengram itself holds its port now: the preflight tells it from another service's.
-    assert ":3000 " in host.check_output("ss -Htln")
-    run = run_playbook("--check", "--diff", "-e", json.dumps({"opengram_proxy": "none"}))
-    assert run.returncode == 0, output(run)[-4000:]
-    counters = recap(run.stdout, hostname)
-    assert counters["changed"] == 0 and counters["failed"] == 0, output(run)[-4000:]
