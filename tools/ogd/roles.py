@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tools.ogd.common import REPO_ROOT, HostPrepError, strip_comment as _strip_comment
 
-PKGS_TASK_GLOBS = ("roles/*/tasks/*.yml", "molecule/shared/prepare.yml")
+PKGS_TASK_GLOBS = ("roles/*/tasks/*.yml", "molecule/shared/prepare.yml", "molecule/shared/pebble.yml")
 PKGS_VARS_GLOBS = ("roles/*/defaults/main.yml", "roles/*/vars/*.yml")
 # Not named by any apt task: python3-apt is what the apt module installs for
 # itself on its first run; python3-certbot-nginx is the nginx plugin the
