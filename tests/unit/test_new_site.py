@@ -102,3 +102,22 @@ def test_a_vault_password_file_others_can_read_is_refused(tmp_path):
     run = new_site(tmp_path, "mysite", *OPTIONS, "--vault-password-file", str(loose))
     assert run.returncode == 2 and "can be read by others" in run.stderr and "chmod 600" in run.stderr
     assert not (tmp_path / "inventories").exists()
+
+
+def test_in_a_terminal_each_missing_value_is_asked_until_it_is_right(monkeypatch):
+    sys.path.insert(0, str(ROOT))
+    from tools import new_site
+
+    answers = iter(["chat.example.net", "not an address", "203.0.113.10", "deploy", "", "ops@chat-team.org"])
+    asked = []
+
+    def fake_input(prompt):
+        asked.append(prompt)
+        return next(answers)
+
+    monkeypatch.setattr("builtins.input", fake_input)
+    args = new_site.argparse.Namespace(domain=None, host=None, ssh_user=None, proxy=None, acme_email=None)
+    new_site.ask(args, interactive=True)
+    assert (args.domain, args.host, args.ssh_user, args.proxy, args.acme_email) == (
+        "chat.example.net", "203.0.113.10", "deploy", "caddy", "ops@chat-team.org")
+    assert len(asked) == 6  # the bad address asked again; an empty proxy answer is caddy
