@@ -67,7 +67,8 @@ def quickstart(hostname):
     assert any(c.startswith("python3 tools/new_site.py ") for c in commands), commands
     assert any(c.startswith("ansible-playbook ") for c in commands), commands
     address = container_ip(hostname)
-    work = tempfile.mkdtemp(prefix="quickstart-", dir=os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY"))
+    # Short, as a person's home is: ssh's ControlPath under ~/.ansible/cp must stay within 108 bytes.
+    work = tempfile.mkdtemp(prefix="ogd-quickstart-", dir="/tmp")
     home = os.path.join(work, "home")
     os.makedirs(os.path.join(home, ".ssh"), mode=0o700)
     shutil.copy(os.path.join(ARTIFACTS, "operator_ed25519"), os.path.join(home, ".ssh", "id_ed25519"))
@@ -111,9 +112,10 @@ def quickstart(hostname):
     seconds = time.monotonic() - started
     print("the quick start (%d commands) took %.0f s:\n  %s" % (len(commands), seconds, "\n  ".join(script[1:])))
     login = re.search(r"^  password: (\S+)$", run.stdout, flags=re.M)
-    return {"run": run, "work": work, "home": home, "env": env, "address": address, "doubles": doubles,
+    yield {"run": run, "work": work, "home": home, "env": env, "address": address, "doubles": doubles,
             "checkout": os.path.join(work, "opengram-deploy"), "commands": script[1:],
             "password": login.group(1) if login else None}
+    shutil.rmtree(work, ignore_errors=True)
 
 
 def test_the_quick_start_deploys_a_private_https_site_over_ssh(quickstart, hostname):
