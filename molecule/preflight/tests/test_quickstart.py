@@ -4,7 +4,7 @@ The commands are the ```sh blocks of the README's "## Quick start" section,
 read from the README at test time (never copied here): a change to the README
 that breaks the path breaks this test. They run in one bash script with
 `set -euo pipefail`, in an empty directory, with a home directory of their
-own that holds only the operator's SSH key (the quick start's "what you
+own that holds only the operator's SSH key (ssh's too: operator_shell; the quick start's "what you
 need"; prepare.yml gave the host an SSH server and the account `deploy` with
 sudo). So `git clone` clones this checkout, `pip install -r requirements.txt`
 makes a fresh virtualenv, tools/new_site.py writes the inventory and its
@@ -25,6 +25,7 @@ README's deploy command changes nothing.
 
 import json
 import os
+import pwd
 import re
 import shutil
 import subprocess
@@ -46,6 +47,19 @@ def quick_start_commands(text):
     blocks = re.findall(r"^```sh\n(.*?)^```$", section, flags=re.S | re.M)
     lines = [line.strip() for block in blocks for line in block.splitlines()]
     return [line for line in lines if line and not line.startswith("#")]
+
+
+def operator_shell(script, cwd, env, timeout):
+    """bash -c SCRIPT as the operator's shell: its home is env['HOME'], and ssh's too.
+    OpenSSH reads ~/.ssh from the account's passwd entry, not from $HOME: the
+    script runs in a mount namespace of its own where that directory is the
+    operator's (the machine's own ~/.ssh is not read, nor changed)."""
+    ssh_dir = os.path.join(pwd.getpwuid(os.getuid()).pw_dir, ".ssh")
+    os.makedirs(ssh_dir, mode=0o700, exist_ok=True)
+    wrapped = 'mount --bind "$1" "$2" && exec bash -c "$3"'
+    return subprocess.run(["unshare", "--mount", "--propagation", "private", "bash", "-c", wrapped, "operator",
+                           os.path.join(env["HOME"], ".ssh"), ssh_dir, script],
+                          cwd=cwd, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=timeout)
 
 
 def container_ip(name):
@@ -107,8 +121,7 @@ def quickstart(hostname):
            if not k.startswith(("ANSIBLE_", "MOLECULE_", "VIRTUAL_ENV", "PYTHON"))}
     env.update(HOME=home, ANSIBLE_NOCOLOR="1")
     started = time.monotonic()
-    run = subprocess.run(["bash", "-c", "\n".join(script)], cwd=work, env=env, capture_output=True, text=True,
-                         stdin=subprocess.DEVNULL, timeout=1200)
+    run = operator_shell("\n".join(script), work, env, 1200)
     seconds = time.monotonic() - started
     print("the quick start (%d commands) took %.0f s:\n  %s" % (len(commands), seconds, "\n  ".join(script[1:])))
     login = re.search(r"^  password: (\S+)$", run.stdout, flags=re.M)
@@ -172,9 +185,7 @@ def test_the_readme_deploy_command_again_changes_nothing(quickstart, hostname):
     assert quickstart["run"].returncode == 0
     deploy = [c for c in quickstart["commands"] if c.startswith("ansible-playbook ")][-1]
     started = time.monotonic()
-    again = subprocess.run(["bash", "-c", ". .venv/bin/activate && " + deploy], cwd=quickstart["checkout"],
-                           env=quickstart["env"], capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                           timeout=600)
+    again = operator_shell(". .venv/bin/activate && " + deploy, quickstart["checkout"], quickstart["env"], 600)
     assert again.returncode == 0, again.stdout[-4000:] + again.stderr[-2000:]
     counters = recap(again.stdout, DOMAIN)
     print("second run over SSH: %.0f s, %s" % (time.monotonic() - started, counters))
@@ -184,9 +195,8 @@ def test_the_readme_deploy_command_again_changes_nothing(quickstart, hostname):
 def test_check_mode_on_the_converged_host_reports_no_change(quickstart, hostname):
     assert quickstart["run"].returncode == 0
     deploy = [c for c in quickstart["commands"] if c.startswith("ansible-playbook ")][-1]
-    check = subprocess.run(["bash", "-c", ". .venv/bin/activate && " + deploy + " --check --diff"],
-                           cwd=quickstart["checkout"], env=quickstart["env"], capture_output=True, text=True,
-                           stdin=subprocess.DEVNULL, timeout=600)
+    check = operator_shell(". .venv/bin/activate && " + deploy + " --check --diff", quickstart["checkout"],
+                           quickstart["env"], 600)
     assert check.returncode == 0, check.stdout[-4000:] + check.stderr[-2000:]
     counters = recap(check.stdout, DOMAIN)
     assert counters["changed"] == 0 and counters["failed"] == 0, check.stdout[-4000:]
