@@ -151,7 +151,10 @@ def opengram_missing_vault_vars(hosts, hostvars, prefix="vault_"):
         values = hostvars[host]
         for name in sorted(values.keys()):
             found = []
-            _undefined_names(values[name], name, found)
+            try:
+                _undefined_names(values[name], name, found)
+            except Exception:  # noqa: BLE001 - any other templating error surfaces where the value is used
+                continue
             missing.extend({"host": host, "variable": path, "missing": undefined}
                            for path, undefined in found if str(undefined or "").startswith(prefix))
     return missing
