@@ -27,7 +27,7 @@ options:
     type: str
     required: true
   ca_file:
-    description: CA bundle on the probing host to verify the certificate with; empty for the system trust store.
+    description: CA bundle on the probing host to verify the certificate with; empty for the system trust store. Not used with I(tls_mode=internal).
     type: path
     default: ""
   token:
@@ -82,8 +82,9 @@ options:
   tls_mode:
     description:
       - How the site gets its certificate (opengram_tls_mode). C(internal) is Caddy's local CA, whose root
-        (I(ca_data), read from the host) is then the only trust anchor besides I(ca_file); the advice speaks of
-        that CA instead of ACME. C(acme) and C(byo) are verified against I(ca_file) or the system trust store.
+        (I(ca_data), read from the host) is then the only trust anchor (I(ca_file) and the system trust store
+        are not used); the advice speaks of that CA instead of ACME. C(acme) and C(byo) are verified against
+        I(ca_file) or the system trust store.
     type: str
     choices: [acme, internal, byo]
     default: acme
@@ -198,7 +199,7 @@ class Probe:
 
     def run(self):
         ctx = self.ctx
-        if self.ca_file and not os.path.isfile(self.ca_file):
+        if self.ca_file and not ctx.internal and not os.path.isfile(self.ca_file):
             self.add(Problem("tls", "ca_file_missing",
                              "opengram_selfcheck_ca_file=%s does not exist on %s: copy the CA bundle there or "
                              "empty the variable to use the system trust store." % (self.ca_file, ctx.prober)))
@@ -300,6 +301,8 @@ class Probe:
         if self.ctx.internal and not self.ca_data.strip():
             raise Unverifiable(diagnose_local_root(self.ctx, self.local_root_error or "the file is empty"))
         try:
+            if self.ctx.internal:  # Caddy's local root alone: no other CA may vouch for the site
+                return ssl.create_default_context(cadata=self.ca_data)
             return ssl.create_default_context(cafile=self.ca_file or None, cadata=self.ca_data or None)
         except (ssl.SSLError, ValueError) as exc:
             if self.ctx.internal:

@@ -527,8 +527,9 @@ def test_trusted_certificate_for_the_name_expiring_soon(tls_server):
 
 @pytest.fixture(scope="module")
 def caddy_like_server(tmp_path_factory):
-    """A TLS server whose certificate (12 hours, for ogd-test.local) is signed by its own root, as
-    Caddy's local CA does; (port, root PEM, another root's PEM)."""
+    """A TLS server whose short-lived certificate for ogd-test.local (12 hours where openssl sets the
+    dates, else a day) is signed by a root of its own, as Caddy's local CA does; (port, root PEM,
+    another root's PEM)."""
     if not shutil.which("openssl"):
         pytest.skip("openssl is needed to make test certificates")
     d = tmp_path_factory.mktemp("local-ca")
@@ -605,9 +606,16 @@ def test_internal_mode_refuses_a_certificate_from_another_root(caddy_like_server
     assert problem.code == "cert_untrusted" and "Caddy's local CA" in problem.message
 
 
-def test_internal_mode_does_not_fall_back_to_the_system_trust_store(caddy_like_server):
-    port, root, _ = caddy_like_server
-    site = probe.Probe("https://ogd-test.local:%d" % port, tls_mode="internal", ca_data=root, prober="ctl")
+def test_internal_mode_trusts_the_local_root_alone(caddy_like_server, tmp_path):
+    port, root, other = caddy_like_server
+    # Neither the probing host's CA bundle (for its other sites) nor its system
+    # trust store vouch for a site of Caddy's local CA.
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_text(root)
+    with pytest.raises(ssl.SSLCertVerificationError):
+        internal_probe(port, other, ca_file=str(bundle))
+    site = probe.Probe("https://ogd-test.local:%d" % port, tls_mode="internal", ca_data=root,
+                       ca_file="/nonexistent/ca.pem", prober="ctl")
     assert site.trust().cert_store_stats()["x509_ca"] == 1
 
 
