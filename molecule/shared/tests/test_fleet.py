@@ -194,10 +194,12 @@ def test_internal_mode_selfchecks_verify_against_caddys_local_root(prober, order
     domain = deployment[name]["domain"]
     host, client = host_of(name), host_of(prober["from"])
     internal = json.dumps({"opengram_tls_mode": "internal"})
+    # The scenarios turn the run's own certificate check off (their hosts do
+    # not trust Pebble): here it is on, as every inventory but those has it.
+    verified = {"opengram_tls_mode": "internal", "opengram_selfcheck_validate_certs": True}
     try:
-        # The run's own check passes in internal mode, certificate validation on
-        # (the inventory leaves opengram_selfcheck_validate_certs at true) ...
-        switch = run_playbook("--limit", name, "--tags", "proxy,selfcheck", "-e", internal)
+        # The run's own check passes in internal mode, certificate validation on ...
+        switch = run_playbook("--limit", name, "--tags", "proxy,selfcheck", "-e", json.dumps(verified))
         assert switch.returncode == 0, output(switch)[-4000:]
         assert task_statuses(switch.stdout, SELFCHECK_TASK) == ["ok"], switch.stdout[-4000:]
         assert "Caddy Local Authority" in served_issuer(client, domain)
@@ -237,8 +239,7 @@ def test_internal_mode_selfchecks_verify_against_caddys_local_root(prober, order
         # The run's own check, against the wrong root too: it fails at once
         # (a short timeout) and says why in the words of the mode.
         wrong_run = run_playbook("--limit", name, "--tags", "selfcheck", "-e", json.dumps(
-            {"opengram_tls_mode": "internal", "opengram_selfcheck_local_ca_root": NOT_THE_LOCAL_ROOT,
-             "opengram_selfcheck_timeout": 2}))
+            dict(verified, opengram_selfcheck_local_ca_root=NOT_THE_LOCAL_ROOT, opengram_selfcheck_timeout=2)))
         text = flat(output(wrong_run))
         assert wrong_run.returncode != 0, text[-4000:]
         assert "(opengram_tls_mode internal: the certificate is checked against Caddy" in text, text[-4000:]
