@@ -25,6 +25,16 @@ BACKEND_DOWN = {502, 503, 504}
 REDIRECTS = {301, 302, 303, 307, 308}
 SSE_PATH = "/api/v1/events/stream"
 SSE_FIRST_BYTES = b": stream opened"
+# The remaining validity a certificate must have: the lesser of a number of
+# days and this share of its own lifetime (notAfter - notBefore). ACME clients
+# and Caddy renew with a third of the lifetime left, so a certificate below a
+# fifth missed its renewal for a while: a 90-day certificate needs 14 days
+# (the days are less), a 12-hour one from Caddy's local CA 2.4 hours.
+CERT_MIN_DAYS = 14
+CERT_MIN_FRACTION = 0.2
+# Where Debian's caddy (user caddy, HOME=/var/lib/caddy, no `storage` option)
+# keeps its local CA's root: $HOME/.local/share/caddy/pki/authorities/local.
+CADDY_LOCAL_ROOT = "/var/lib/caddy/.local/share/caddy/pki/authorities/local/root.crt"
 
 
 class Problem:
@@ -45,12 +55,25 @@ class Problem:
 class Context:
     """Names used in the advice: the site, the host behind it, the prober."""
 
-    def __init__(self, name, port=443, host_label="", proxy="", service_name="opengram", prober=""):
+    def __init__(self, name, port=443, host_label="", proxy="", service_name="opengram", prober="",
+                 tls_mode="acme", local_root=""):
         self.name, self.port = name, port
         self.host = host_label or "the host"
         self.proxy = proxy or "the proxy"
         self.service = service_name or "opengram"
         self.prober = prober or socket.gethostname()
+        # acme (or byo): a public CA's certificate; internal: Caddy's local CA,
+        # whose root (local_root, a path on the host) is the trust anchor.
+        self.tls_mode = tls_mode or "acme"
+        self.local_root = local_root or CADDY_LOCAL_ROOT
+
+    @property
+    def internal(self):
+        return self.tls_mode == "internal"
+
+    def local_ca(self):
+        """Caddy's local CA, as the advice names it (opengram_tls_mode: internal)."""
+        return "Caddy's local CA (opengram_tls_mode: internal; its root is %s on %s)" % (self.local_root, self.host)
 
     def on_host(self, command):
         return "On %s: %s" % (self.host, command)
@@ -66,6 +89,12 @@ def _reason(exc):
 
 def diagnose_dns_error(ctx, exc):
     code = getattr(exc, "errno", None)
+    if ctx.internal and not (code in (socket.EAI_AGAIN,) or "temporary failure" in str(exc).lower()):
+        return Problem("dns", "dns_unresolved",
+                       "DNS: %s does not resolve from %s (%s). With opengram_tls_mode: internal the name needs no "
+                       "public DNS, but whoever visits must resolve it: add it to your internal DNS, or to "
+                       "/etc/hosts of %s with the address of %s; or fix opengram_domain if the name is wrong."
+                       % (ctx.name, ctx.prober, _reason(exc), ctx.prober, ctx.host))
     if code in (socket.EAI_AGAIN,) or "temporary failure" in str(exc).lower():
         return Problem("dns", "dns_unavailable",
                        "DNS: %s could not be resolved from %s because its DNS server did not answer (%s). "
@@ -140,6 +169,12 @@ def diagnose_tls_error(ctx, exc, served=None, ca_file=""):
     code = getattr(exc, "verify_code", None)
     trust = ("the CA bundle %s on %s" % (ca_file, ctx.prober)) if ca_file else ("the system trust store of %s" % ctx.prober)
     if code == X509_EXPIRED:
+        if ctx.internal:
+            return Problem("tls", "cert_expired",
+                           "Certificate expired: %s serves a certificate from %s that expired on %s. Caddy renews "
+                           "its local certificates itself, with no network needed, so it is not running or cannot "
+                           "write its data directory. %s." % (ctx.name, ctx.local_ca(), served.get("notAfter", "an earlier date"),
+                                                              _renewal_hint(ctx)))
         return Problem("tls", "cert_expired",
                        "Certificate expired: %s serves a certificate that expired on %s; renewal is failing. %s, "
                        "and check that port 80 reaches %s from the internet (ACME HTTP-01)."
@@ -159,6 +194,14 @@ def diagnose_tls_error(ctx, exc, served=None, ca_file=""):
                        "Certificate revoked: the certificate of %s was revoked by its CA. %s." % (ctx.name, _renewal_hint(ctx)))
     if code in X509_UNTRUSTED or isinstance(exc, ssl.SSLCertVerificationError):
         detail = getattr(exc, "verify_message", None) or _reason(exc)
+        if ctx.internal:
+            return Problem("tls", "cert_untrusted",
+                           "Certificate not from Caddy's local CA: %s serves a certificate issued by %s, which does "
+                           "not chain to the root of %s (%s). Either another server or site answers for %s (check "
+                           "the name's address on %s and %s's site), or Caddy keeps its data elsewhere (a `storage` "
+                           "option in the Caddyfile): then set opengram_selfcheck_local_ca_root to that storage's "
+                           "pki/authorities/local/root.crt."
+                           % (ctx.name, issuer, ctx.local_ca(), detail, ctx.name, ctx.prober, ctx.proxy))
         return Problem("tls", "cert_untrusted",
                        "Certificate not trusted: %s serves a certificate issued by %s, which %s does not trust "
                        "(%s). Causes: a test or staging CA (opengram_acme_directory), a self-signed certificate, "
@@ -175,13 +218,30 @@ def diagnose_tls_error(ctx, exc, served=None, ca_file=""):
         return Problem("tls", "tls_plain_http",
                        "No TLS on port %d: %s answers plain HTTP there. The proxy's HTTPS site is missing "
                        "(check %s's configuration)." % (ctx.port, ctx.name, ctx.proxy))
+    if ctx.internal:
+        return Problem("tls", "tls_no_certificate",
+                       "TLS handshake failed (%s): %s has no certificate for %s from %s yet. %s."
+                       % (_reason(exc), ctx.proxy, ctx.name, ctx.local_ca(), _renewal_hint(ctx)))
     return Problem("tls", "tls_no_certificate",
                    "TLS handshake failed (%s): %s has no certificate for %s yet. The ACME issuance probably "
                    "failed: DNS of %s must point at %s and port 80 must be reachable from the internet. %s."
                    % (_reason(exc), ctx.proxy, ctx.name, ctx.name, ctx.host, _renewal_hint(ctx)))
 
 
+def diagnose_local_root(ctx, error):
+    """opengram_tls_mode internal: Caddy's local root could not be read on the host, or is no certificate."""
+    return Problem("tls", "local_root_unreadable",
+                   "Caddy's local CA root %s could not be read on %s (%s), so the certificate of %s was not "
+                   "verified (opengram_tls_mode: internal). Caddy creates the root when it first serves a "
+                   "`tls internal` site: is Caddy running (%s)? If the Caddyfile's global options set `storage`, "
+                   "set opengram_selfcheck_local_ca_root to that storage's pki/authorities/local/root.crt."
+                   % (ctx.local_root, ctx.host, error or "no certificate in it", ctx.name,
+                      ctx.on_host("systemctl status caddy")))
+
+
 def _renewal_hint(ctx):
+    if ctx.internal:
+        return "On %s, `journalctl -u caddy | grep -i -e pki -e tls` tells why" % ctx.host
     if ctx.proxy == "nginx":
         return "On %s, `certbot renew --dry-run` and /var/log/letsencrypt/letsencrypt.log tell why" % ctx.host
     if ctx.proxy == "caddy":
@@ -189,17 +249,51 @@ def _renewal_hint(ctx):
     return "The ACME client's log on %s tells why" % ctx.host
 
 
-def diagnose_expiry(ctx, served, min_days, now=None):
-    """A Problem when the certificate expires within min_days, else None."""
+def expiry_threshold(served, min_days=CERT_MIN_DAYS, min_fraction=CERT_MIN_FRACTION):
+    """(days of validity the certificate must have left, its lifetime in days or None): the lesser of
+    min_days and min_fraction of its own lifetime (notBefore to notAfter)."""
+    try:
+        lifetime = (ssl.cert_time_to_seconds(served["notAfter"]) - ssl.cert_time_to_seconds(served["notBefore"])) / 86400.0
+    except (KeyError, TypeError, ValueError):
+        return float(min_days), None
+    return min(float(min_days), lifetime * min_fraction), lifetime
+
+
+def _span(days):
+    """A duration for the advice: '7 days', '11 hours', '40 minutes'."""
+    days = max(days, 0)
+    if days >= 2:
+        return "%.0f days" % days
+    if days * 24 >= 1:
+        return "%.0f hours" % (days * 24)
+    return "%.0f minutes" % (days * 1440)
+
+
+def diagnose_expiry(ctx, served, min_days=CERT_MIN_DAYS, now=None, min_fraction=CERT_MIN_FRACTION):
+    """A Problem when the certificate has less validity left than expiry_threshold, else None."""
     not_after = served.get("notAfter")
     if not not_after:
         return None
     left = (ssl.cert_time_to_seconds(not_after) - (now if now is not None else time.time())) / 86400.0
-    if left >= min_days:
+    needed, lifetime = expiry_threshold(served, min_days, min_fraction)
+    if left >= needed:
         return None
+    by_lifetime = lifetime is not None and needed < min_days
+    if ctx.internal:
+        rule = ("less than %.0f%% of its %s lifetime" % (min_fraction * 100, _span(lifetime)) if by_lifetime
+                else "less than %s" % _span(needed))
+        return Problem("tls", "cert_expiring",
+                       "Certificate expires soon: %s's certificate from %s expires on %s (in %s, %s); Caddy renews "
+                       "its local certificates when a third of their lifetime is left, so its renewal is failing. %s."
+                       % (ctx.name, ctx.local_ca(), not_after, _span(left), rule, _renewal_hint(ctx)))
+    if by_lifetime:  # a short-lived certificate: judged by its own lifetime
+        return Problem("tls", "cert_expiring",
+                       "Certificate expires soon: %s's certificate expires on %s (in %s, less than %.0f%% of its %s "
+                       "lifetime); ACME clients renew when a third of the lifetime is left, so renewal is failing. %s."
+                       % (ctx.name, not_after, _span(left), min_fraction * 100, _span(lifetime), _renewal_hint(ctx)))
     return Problem("tls", "cert_expiring",
-                   "Certificate expires soon: %s's certificate expires on %s (in %.0f days); ACME clients renew "
-                   "30 days ahead, so renewal is failing. %s." % (ctx.name, not_after, max(left, 0), _renewal_hint(ctx)))
+                   "Certificate expires soon: %s's certificate expires on %s (in %s); ACME clients renew "
+                   "30 days ahead, so renewal is failing. %s." % (ctx.name, not_after, _span(left), _renewal_hint(ctx)))
 
 
 def diagnose_redirect(ctx, status, location):
@@ -228,6 +322,11 @@ def diagnose_redirect_error(ctx, exc):
         kind = "filtered (timed out)"
     else:
         kind = "unreachable (%s)" % _reason(exc)
+    if ctx.internal:  # no ACME: only the redirect needs port 80
+        return Problem("redirect", "port80_closed",
+                       "Port 80 of %s is %s from %s: visitors typing http://%s get nothing instead of the redirect "
+                       "to HTTPS. Open TCP 80 on %s (and in any firewall between)."
+                       % (ctx.name, kind, ctx.prober, ctx.name, ctx.host))
     return Problem("redirect", "port80_closed",
                    "Port 80 of %s is %s from %s: visitors typing http://%s get nothing instead of the redirect "
                    "to HTTPS, and ACME HTTP-01 validation (certificate renewal) cannot reach %s. Open TCP 80 "

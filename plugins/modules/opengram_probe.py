@@ -27,7 +27,7 @@ options:
     type: str
     required: true
   ca_file:
-    description: CA bundle on the probing host to verify the certificate with; empty for the system trust store.
+    description: CA bundle on the probing host to verify the certificate with; empty for the system trust store. Not used with I(tls_mode=internal).
     type: path
     default: ""
   token:
@@ -68,9 +68,40 @@ options:
     type: float
     default: 2
   cert_min_days:
-    description: A certificate expiring in fewer days is a problem (renewal is failing).
+    description:
+      - A certificate with less validity left than the lesser of this many days and I(cert_min_fraction) of
+        its own lifetime is a problem (renewal is failing).
     type: int
     default: 14
+  cert_min_fraction:
+    description:
+      - Share of the certificate's own lifetime (notAfter - notBefore) it must have left, when that is less
+        than I(cert_min_days) (short-lived certificates, e.g. Caddy's local ones of 12 hours).
+    type: float
+    default: 0.2
+  tls_mode:
+    description:
+      - How the site gets its certificate (opengram_tls_mode). C(internal) is Caddy's local CA, whose root
+        (I(ca_data), read from the host) is then the only trust anchor (I(ca_file) and the system trust store
+        are not used); the advice speaks of that CA instead of ACME. C(acme) and C(byo) are verified against
+        I(ca_file) or the system trust store.
+    type: str
+    choices: [acme, internal, byo]
+    default: acme
+  ca_data:
+    description:
+      - PEM certificates to trust (C(tls_mode=internal) - Caddy's local CA root as read from the host).
+        With I(tls_mode=internal) and no I(ca_data), the certificate cannot be verified and that is a problem.
+    type: str
+    default: ""
+  local_root:
+    description: Path of Caddy's local CA root on the host (I(tls_mode=internal)), for the advice.
+    type: str
+    default: ""
+  local_root_error:
+    description: Why the local root could not be read on the host, for the advice.
+    type: str
+    default: ""
 author: opengram-deploy contributors (!UNKNOWN)
 """
 
@@ -121,10 +152,19 @@ import urllib.parse
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.opengram_deploy.opengram.plugins.module_utils.opengram_probe_checks import (
     REDIRECTS, SSE_PATH, Problem, Context, _reason, diagnose_dns_error, diagnose_addresses,
-    diagnose_connect_error, diagnose_tls_error, diagnose_expiry, diagnose_redirect_error, _day,
+    diagnose_connect_error, diagnose_tls_error, diagnose_expiry, diagnose_redirect_error, diagnose_local_root, _day,
+    CERT_MIN_DAYS, CERT_MIN_FRACTION,
     certificate_names, certificate_issuer, decode_der, resolve, check_sse, check_health, check_redirect,
     tls_handshake, unverified_context,
 )
+
+
+class Unverifiable(Exception):
+    """The certificate cannot be verified (no usable trust anchor): its Problem."""
+
+    def __init__(self, problem):
+        super().__init__(problem.message)
+        self.problem = problem
 
 
 class Probe:
@@ -132,13 +172,18 @@ class Probe:
 
     def __init__(self, url, ca_file="", token="", expected_addresses=(), strict_addresses=False,
                  expected_version="", host_label="", proxy="", service_name="opengram",
-                 timeout=10.0, sse_timeout=2.0, cert_min_days=14, prober=""):
+                 timeout=10.0, sse_timeout=2.0, cert_min_days=CERT_MIN_DAYS, prober="",
+                 cert_min_fraction=CERT_MIN_FRACTION, tls_mode="acme", ca_data="", local_root="",
+                 local_root_error=""):
         parts = urllib.parse.urlsplit(url)
         if parts.scheme != "https" or not parts.hostname:
             raise ValueError("url must be https://name[:port], got %r" % url)
         self.url = "https://%s" % parts.netloc
-        self.ctx = Context(parts.hostname, parts.port or 443, host_label, proxy, service_name, prober)
-        self.ca_file, self.token = ca_file, token
+        self.ctx = Context(parts.hostname, parts.port or 443, host_label, proxy, service_name, prober,
+                           tls_mode, local_root)
+        self.ca_file, self.ca_data, self.token = ca_file, ca_data, token
+        self.local_root_error = local_root_error
+        self.cert_min_fraction = cert_min_fraction
         self.expected_addresses, self.strict_addresses = list(expected_addresses), strict_addresses
         self.expected_version = expected_version
         self.timeout, self.sse_timeout, self.cert_min_days = timeout, sse_timeout, cert_min_days
@@ -154,7 +199,7 @@ class Probe:
 
     def run(self):
         ctx = self.ctx
-        if self.ca_file and not os.path.isfile(self.ca_file):
+        if self.ca_file and not ctx.internal and not os.path.isfile(self.ca_file):
             self.add(Problem("tls", "ca_file_missing",
                              "opengram_selfcheck_ca_file=%s does not exist on %s: copy the CA bundle there or "
                              "empty the variable to use the system trust store." % (self.ca_file, ctx.prober)))
@@ -195,13 +240,29 @@ class Probe:
                                  % (ctx.prober, ctx.name, ", ".join(addresses))))
             self.redirect()
             return self
-        # The certificate.
-        context = ssl.create_default_context(cafile=self.ca_file or None)
+        # The certificate: verified against ca_file / the system trust store, or
+        # in internal mode against Caddy's local root read from the host.
         try:
+            context = self.trust()
             cert, _der, version = tls_handshake(ctx, reachable[0], context, self.timeout)
             self.checks["tls"] = {"verified": True, "version": version, "names": certificate_names(cert),
-                                  "issuer": certificate_issuer(cert), "not_after": cert.get("notAfter")}
-            self.add(diagnose_expiry(ctx, cert, self.cert_min_days))
+                                  "issuer": certificate_issuer(cert), "not_after": cert.get("notAfter"),
+                                  "not_before": cert.get("notBefore"), "tls_mode": ctx.tls_mode}
+            self.add(diagnose_expiry(ctx, cert, self.cert_min_days, min_fraction=self.cert_min_fraction))
+        except Unverifiable as why:
+            self.add(why.problem)
+            try:
+                _cert, der, version = tls_handshake(ctx, reachable[0], unverified_context(), self.timeout)
+            except (ssl.SSLError, OSError) as exc:
+                self.add(diagnose_tls_error(ctx, exc, {}, self.ca_file))
+                self.checks["tls"] = {"verified": False, "error": why.problem.code}
+                self.redirect()
+                return self
+            served = decode_der(der)
+            self.checks["tls"] = {"verified": False, "error": why.problem.code, "names": certificate_names(served),
+                                  "issuer": certificate_issuer(served), "not_after": served.get("notAfter")}
+            self.add(diagnose_expiry(ctx, served, self.cert_min_days, min_fraction=self.cert_min_fraction))
+            context = unverified_context()
         except (ssl.SSLError, OSError) as exc:
             served, speaks_tls = {}, False
             try:
@@ -235,6 +296,20 @@ class Probe:
         self.add(problem)
         return self
 
+    def trust(self):
+        """The verifying context; raises Unverifiable when internal mode has no usable local root."""
+        if self.ctx.internal and not self.ca_data.strip():
+            raise Unverifiable(diagnose_local_root(self.ctx, self.local_root_error or "the file is empty"))
+        try:
+            if self.ctx.internal:  # Caddy's local root alone: no other CA may vouch for the site
+                return ssl.create_default_context(cadata=self.ca_data)
+            return ssl.create_default_context(cafile=self.ca_file or None, cadata=self.ca_data or None)
+        except (ssl.SSLError, ValueError) as exc:
+            if self.ctx.internal:
+                raise Unverifiable(diagnose_local_root(self.ctx, "not a PEM certificate: %s" % _reason(exc)))
+            raise Unverifiable(Problem("tls", "ca_file_invalid", "opengram_selfcheck_ca_file=%s on %s holds no usable "
+                                       "CA certificate (%s)." % (self.ca_file, self.ctx.prober, _reason(exc))))
+
     def redirect(self):
         if self.ctx.port != 443 or "redirect" in self.checks:
             return  # a non-standard HTTPS port has no http:// twin to check
@@ -263,7 +338,8 @@ class Probe:
             parts.append("resolves to %s" % ", ".join(dns))
         tls = self.checks.get("tls", {})
         if tls.get("verified"):
-            parts.append("certificate valid until %s (%s)" % (_day(tls.get("not_after")), tls.get("issuer") or "unknown issuer"))
+            parts.append("certificate %svalid until %s (%s)" % ("from Caddy's local CA " if self.ctx.internal else "",
+                                                                _day(tls.get("not_after")), tls.get("issuer") or "unknown issuer"))
         if self.checks.get("redirect", {}).get("status") in REDIRECTS:
             parts.append("http:// redirects")
         health = (self.checks.get("health") or {}).get("health") or {}
@@ -293,7 +369,12 @@ def main():
             service_name=dict(type="str", default="opengram"),
             timeout=dict(type="float", default=10.0),
             sse_timeout=dict(type="float", default=2.0),
-            cert_min_days=dict(type="int", default=14),
+            cert_min_days=dict(type="int", default=CERT_MIN_DAYS),
+            cert_min_fraction=dict(type="float", default=CERT_MIN_FRACTION),
+            tls_mode=dict(type="str", default="acme", choices=["acme", "internal", "byo"]),
+            ca_data=dict(type="str", default=""),
+            local_root=dict(type="str", default=""),
+            local_root_error=dict(type="str", default=""),
         ),
         supports_check_mode=True,
     )

@@ -161,6 +161,92 @@ def test_certificate_expiring_soon(ctx):
     assert checks.diagnose_expiry(ctx, SERVED, 5, now=now) is None
 
 
+# ---- the age rule: the lesser of the days and a share of the certificate's own lifetime ------------
+
+def issued(not_before, hours):
+    start = ssl.cert_time_to_seconds(not_before)
+    return {"notBefore": not_before,
+            "notAfter": time.strftime("%b %d %H:%M:%S %Y GMT", time.gmtime(start + hours * 3600))}, start
+
+
+@pytest.fixture
+def internal_ctx():
+    return checks.Context("chat.internal", 443, host_label="chat-1", proxy="caddy", prober="ctl",
+                          tls_mode="internal")
+
+
+def test_threshold_is_the_lesser_of_the_days_and_a_fifth_of_the_lifetime():
+    ninety, _ = issued("Jan  1 00:00:00 2030 GMT", 90 * 24)
+    assert checks.expiry_threshold(ninety, 14, 0.2) == (14.0, 90.0)
+    twelve, _ = issued("Jan  1 00:00:00 2030 GMT", 12)
+    needed, lifetime = checks.expiry_threshold(twelve, 14, 0.2)
+    assert lifetime == 0.5 and abs(needed * 24 - 2.4) < 1e-9
+    assert checks.expiry_threshold({"notAfter": "Jan  1 00:00:00 2030 GMT"}, 14, 0.2) == (14.0, None)
+
+
+def test_local_certificate_of_12_hours_with_11_left_passes(internal_ctx, ctx):
+    served, start = issued("Jan  1 00:00:00 2030 GMT", 12)
+    for context in (internal_ctx, ctx):
+        assert checks.diagnose_expiry(context, served, 14, now=start + 3600) is None
+    # With 2 hours left (less than a fifth of 12 hours) Caddy missed its renewal.
+    problem = checks.diagnose_expiry(internal_ctx, served, 14, now=start + 10 * 3600)
+    assert problem.code == "cert_expiring"
+    assert "in 2 hours, less than 20% of its 12 hours lifetime" in problem.message
+    assert "Caddy's local CA (opengram_tls_mode: internal" in problem.message
+    assert DEFAULT_ROOT in problem.message
+    assert "ACME" not in problem.message and "port 80" not in problem.message
+
+
+def test_ninety_day_certificate_still_needs_14_days(ctx):
+    served, start = issued("Jan  1 00:00:00 2030 GMT", 90 * 24)
+    assert checks.diagnose_expiry(ctx, served, 14, now=start + 75 * 86400) is None
+    problem = checks.diagnose_expiry(ctx, served, 14, now=start + 77 * 86400)
+    assert problem.code == "cert_expiring"
+    assert "(in 13 days); ACME clients renew 30 days ahead" in problem.message
+
+
+DEFAULT_ROOT = "/var/lib/caddy/.local/share/caddy/pki/authorities/local/root.crt"
+
+
+def test_internal_mode_speaks_of_caddys_local_ca_not_acme(internal_ctx):
+    untrusted = checks.diagnose_tls_error(internal_ctx, verify_error(20, "unable to get local issuer certificate"),
+                                         SERVED)
+    assert untrusted.code == "cert_untrusted"
+    assert untrusted.message.startswith("Certificate not from Caddy's local CA: chat.internal serves a "
+                                        "certificate issued by R11")
+    assert "its root is %s on chat-1" % DEFAULT_ROOT in untrusted.message
+    assert "opengram_selfcheck_local_ca_root" in untrusted.message
+    expired = checks.diagnose_tls_error(internal_ctx, verify_error(10, "certificate has expired"), SERVED)
+    none_yet = checks.diagnose_tls_error(internal_ctx, ssl.SSLError(1, "[SSL: TLSV1_ALERT_INTERNAL_ERROR] x"))
+    port80 = checks.diagnose_redirect_error(internal_ctx, ConnectionRefusedError())
+    dns = checks.diagnose_dns_error(internal_ctx, socket.gaierror(socket.EAI_NONAME, "Name or service not known"))
+    for problem in (untrusted, expired, none_yet, port80, dns):
+        assert "ACME" not in problem.message and "opengram_acme_directory" not in problem.message, problem.message
+    for problem in (untrusted, expired, none_yet):
+        assert "Caddy's local CA" in problem.message and "opengram_tls_mode: internal" in problem.message
+    assert "journalctl -u caddy | grep -i -e pki -e tls" in expired.message
+    assert "/etc/hosts of ctl" in dns.message and "internal DNS" in dns.message
+    # acme mode keeps its words
+    acme = checks.Context("chat.internal", 443, host_label="chat-1", proxy="caddy", prober="ctl")
+    assert "ACME HTTP-01" in checks.diagnose_redirect_error(acme, ConnectionRefusedError()).message
+    assert "ACME issuance" in checks.diagnose_tls_error(acme, ssl.SSLError(1, "[SSL: X] x")).message
+
+
+def test_unreadable_local_root_is_explained_and_the_rest_still_checked():
+    port = closed_port()
+    site = probe.Probe("https://127.0.0.1:%d" % port, host_label="chat-1", proxy="caddy", prober="ctl",
+                       tls_mode="internal", local_root="/srv/caddy/root.crt",
+                       local_root_error="file not found: /srv/caddy/root.crt")
+    with pytest.raises(probe.Unverifiable) as why:
+        site.trust()
+    assert why.value.problem.code == "local_root_unreadable"
+    assert "/srv/caddy/root.crt could not be read on chat-1 (file not found" in why.value.problem.message
+    bad = probe.Probe("https://127.0.0.1:1", tls_mode="internal", ca_data="not a certificate", prober="ctl")
+    with pytest.raises(probe.Unverifiable) as why:
+        bad.trust()
+    assert "not a PEM certificate" in why.value.problem.message
+
+
 @pytest.mark.parametrize("status, location, code", [
     (308, "https://chat.example.com/api/v1/health?selfcheck=1", None),
     (301, "https://CHAT.example.com/", None),
@@ -429,8 +515,108 @@ def test_trusted_certificate_for_the_name_expiring_soon(tls_server):
     port, cert = tls_server
     ctx = checks.Context("ogd-test.local", port, proxy="caddy", prober="ctl")
     served, _, _ = checks.tls_handshake(ctx, "127.0.0.1", ssl.create_default_context(cafile=cert), 5)
-    assert checks.diagnose_expiry(ctx, served, 14).code == "cert_expiring"
-    assert checks.diagnose_expiry(ctx, served, 1) is None
+    # A 2-day certificate with (almost) 2 days left: fine by its own lifetime
+    # (the default demands a fifth of it), expiring when the whole lifetime is
+    # demanded or when the days alone (less than its lifetime) are.
+    assert checks.diagnose_expiry(ctx, served, 14) is None
+    assert checks.diagnose_expiry(ctx, served, 14, min_fraction=1.0).code == "cert_expiring"
+    assert checks.diagnose_expiry(ctx, served, 1, min_fraction=1.0) is None
+
+
+# ---- internal mode against a local server: only the root read from the host is trusted ----------------
+
+@pytest.fixture(scope="module")
+def caddy_like_server(tmp_path_factory):
+    """A TLS server whose short-lived certificate for ogd-test.local (12 hours where openssl sets the
+    dates, else a day) is signed by a root of its own, as Caddy's local CA does; (port, root PEM,
+    another root's PEM)."""
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is needed to make test certificates")
+    d = tmp_path_factory.mktemp("local-ca")
+
+    def sh(*argv):
+        subprocess.run(argv, check=True, capture_output=True, cwd=d)
+
+    for root in ("root", "other"):
+        sh("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+           "-days", "3650", "-subj", "/CN=%s Local Authority" % root, "-keyout", root + ".key", "-out", root + ".crt")
+    sh("openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+       "-subj", "/CN=ogd-test.local", "-keyout", "leaf.key", "-out", "leaf.csr")
+    (d / "ext").write_text("subjectAltName=DNS:ogd-test.local\n")
+    # 12 hours: openssl x509 -days counts days, so the dates are set with -not_before/-not_after when
+    # available, else the leaf lives a day (still far below 14 days).
+    start = time.strftime("%Y%m%d%H%M%SZ", time.gmtime(time.time() - 3600))
+    end = time.strftime("%Y%m%d%H%M%SZ", time.gmtime(time.time() + 11 * 3600))
+    argv = ["openssl", "x509", "-req", "-in", "leaf.csr", "-CA", "root.crt", "-CAkey", "root.key",
+            "-CAcreateserial", "-extfile", "ext", "-out", "leaf.crt"]
+    if subprocess.run(argv + ["-not_before", start, "-not_after", end], capture_output=True, cwd=d).returncode:
+        sh(*argv, "-days", "1")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(d / "leaf.crt"), str(d / "leaf.key"))
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve():
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except socket.timeout:
+                continue
+            try:
+                with context.wrap_socket(conn, server_side=True):
+                    pass
+            except (ssl.SSLError, OSError):
+                conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1], (d / "root.crt").read_text(), (d / "other.crt").read_text()
+    stop.set()
+    thread.join(2)
+    listener.close()
+
+
+def internal_probe(port, ca_data, **extra):
+    site = probe.Probe("https://ogd-test.local:%d" % port, host_label="chat-1", proxy="caddy", prober="ctl",
+                       tls_mode="internal", ca_data=ca_data, **extra)
+    site.ctx.name = "ogd-test.local"
+    # ogd-test.local is not in DNS: the handshake alone, at 127.0.0.1.
+    context = site.trust()
+    cert, _, _ = checks.tls_handshake(site.ctx, "127.0.0.1", context, 5)
+    return site, cert
+
+
+def test_internal_mode_trusts_the_local_root_and_judges_age_by_the_lifetime(caddy_like_server):
+    port, root, _ = caddy_like_server
+    site, cert = internal_probe(port, root)
+    assert checks.certificate_issuer(cert) == "root Local Authority"
+    assert checks.diagnose_expiry(site.ctx, cert, 14) is None  # 14 days would fail it
+    expiring = checks.diagnose_expiry(site.ctx, cert, 14, min_fraction=1.0)
+    assert expiring.code == "cert_expiring" and "Caddy's local CA" in expiring.message
+
+
+def test_internal_mode_refuses_a_certificate_from_another_root(caddy_like_server):
+    port, _, other = caddy_like_server
+    with pytest.raises(ssl.SSLCertVerificationError) as error:
+        internal_probe(port, other)
+    ctx = checks.Context("ogd-test.local", port, host_label="chat-1", proxy="caddy", prober="ctl",
+                         tls_mode="internal")
+    problem = checks.diagnose_tls_error(ctx, error.value, {})
+    assert problem.code == "cert_untrusted" and "Caddy's local CA" in problem.message
+
+
+def test_internal_mode_trusts_the_local_root_alone(caddy_like_server, tmp_path):
+    port, root, other = caddy_like_server
+    # Neither the probing host's CA bundle (for its other sites) nor its system
+    # trust store vouch for a site of Caddy's local CA.
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_text(root)
+    with pytest.raises(ssl.SSLCertVerificationError):
+        internal_probe(port, other, ca_file=str(bundle))
+    site = probe.Probe("https://ogd-test.local:%d" % port, tls_mode="internal", ca_data=root,
+                       ca_file="/nonexistent/ca.pem", prober="ctl")
+    assert site.trust().cert_store_stats()["x509_ca"] == 1
 
 
 # ---- as Ansible runs it ---------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import pytest
 import testinfra
 
 from conftest import ansible_json, run_playbook
-from playbook import output
+from playbook import output, task_statuses
 
 CONFIG = "/var/lib/opengram/opengram.config.json"
 BACKUP = "/root/ogd-test-fleet-config.json"
@@ -151,3 +151,104 @@ def test_rolling_deployment_stops_at_the_failing_host(fleet, deployment):
     assert repair.stdout.count("PLAY [Deploy Opengram behind its reverse proxy]") == len(fleet)
     for name in fleet:
         assert read_config(name)["branding"]["title"] == title
+
+
+# ---- opengram_tls_mode internal (issue 30 item 7) ----------------------------------------------
+# One Caddy host of the fleet is switched to Caddy's local CA for this test
+# (--tags proxy,selfcheck: the proxy and the run's own check), then back to
+# ACME (Pebble), as the inventory declares it.
+
+CADDY_LOCAL_ROOT = "/var/lib/caddy/.local/share/caddy/pki/authorities/local/root.crt"
+# A CA certificate on every Caddy host of the scenarios that is not Caddy's
+# local root: Pebble's listener CA (opengram_acme_ca_bundle_src).
+NOT_THE_LOCAL_ROOT = "/etc/caddy/acme-ca-root.pem"
+SELFCHECK_TASK = "opengram_deploy.opengram.opengram_selfcheck : Wait for HTTPS on the public URL to answer with a healthy Opengram"
+
+
+def flat(text):
+    """A run's output with YAML's line folding undone (long messages wrap)."""
+    return " ".join(text.split())
+
+
+def served_issuer(client, domain):
+    """The issuer of the certificate `domain` serves, seen (unverified) from `client`."""
+    return client.check_output(
+        "echo | openssl s_client -connect %s:443 -servername %s 2>/dev/null | openssl x509 -noout -issuer",
+        domain, domain)
+
+
+def explained(text, host, domain):
+    """The probe's explanation of a failing host: its problem lines, joined."""
+    assert re.search(r"fatal: \[%s\]: FAILED!" % re.escape(host), text), text[-4000:]
+    found = re.search(r"https://%s \(%s, checked from [^)]+\): \d+ problems?\n((?:\s*\d+\. [^\n]*\n?)+)"
+                      % (re.escape(domain), re.escape(host)), text)
+    assert found, text[-4000:]
+    return flat(found.group(1))
+
+
+def test_internal_mode_selfchecks_verify_against_caddys_local_root(prober, order, deployment):
+    caddy_hosts = [h for h in order if deployment[h]["proxy"] == "caddy" and not deployment[h]["switch_test"]]
+    if not caddy_hosts:
+        pytest.skip("no Caddy host to switch to opengram_tls_mode internal")
+    name = caddy_hosts[0]
+    domain = deployment[name]["domain"]
+    host, client = host_of(name), host_of(prober["from"])
+    internal = json.dumps({"opengram_tls_mode": "internal"})
+    # The scenarios turn the run's own certificate check off (their hosts do
+    # not trust Pebble): here it is on, as every inventory but those has it.
+    verified = {"opengram_tls_mode": "internal", "opengram_selfcheck_validate_certs": True}
+    try:
+        # The run's own check passes in internal mode, certificate validation on ...
+        switch = run_playbook("--limit", name, "--tags", "proxy,selfcheck", "-e", json.dumps(verified))
+        assert switch.returncode == 0, output(switch)[-4000:]
+        assert task_statuses(switch.stdout, SELFCHECK_TASK) == ["ok"], switch.stdout[-4000:]
+        assert "Caddy Local Authority" in served_issuer(client, domain)
+        # ... which it can only have passed against Caddy's local root: nothing
+        # else on the host trusts that certificate.
+        assert host.file(CADDY_LOCAL_ROOT).is_file
+        untrusted = host.run("curl --silent --output /dev/null --resolve %s:443:127.0.0.1 https://%s/api/v1/health",
+                             domain, domain)
+        assert untrusted.rc == 60, (untrusted.rc, untrusted.stderr)
+
+        # playbooks/selfcheck.yml from the client: the root read from the host,
+        # a 12-hour certificate judged by its own lifetime (14 days would fail it).
+        probe = selfcheck("--limit", name, "-e", internal)
+        assert probe.returncode == 0, output(probe)[-4000:]
+        assert ok_lines(probe.stdout) == {name: "https://" + domain}, probe.stdout[-4000:]
+        assert "certificate from Caddy" in flat(probe.stdout)
+
+        # It fails, in the words of the mode, when the certificate has too little
+        # life left: here by demanding its whole lifetime ...
+        short = selfcheck("--limit", name, "-e", json.dumps({"opengram_tls_mode": "internal",
+                                                             "opengram_selfcheck_cert_min_fraction": 1}))
+        assert short.returncode != 0, output(short)[-4000:]
+        problems = explained(output(short), name, domain)
+        assert "Certificate expires soon: %s" % domain in problems, problems
+        assert "local CA (opengram_tls_mode: internal; its root is %s on %s)" % (CADDY_LOCAL_ROOT, name) in problems
+        assert "ACME" not in problems and "port 80" not in problems, problems
+
+        # ... and when the certificate is not from the root it is checked against.
+        wrong = json.dumps({"opengram_tls_mode": "internal", "opengram_selfcheck_local_ca_root": NOT_THE_LOCAL_ROOT})
+        foreign = selfcheck("--limit", name, "-e", wrong)
+        assert foreign.returncode != 0, output(foreign)[-4000:]
+        problems = explained(output(foreign), name, domain)
+        assert "local CA: %s serves a certificate issued by Caddy Local Authority" % domain in problems, problems
+        assert "its root is %s on %s" % (NOT_THE_LOCAL_ROOT, name) in problems, problems
+        assert "ACME" not in problems and "opengram_acme_directory" not in problems, problems
+
+        # The run's own check, against the wrong root too: it fails at once
+        # (a short timeout) and says why in the words of the mode.
+        wrong_run = run_playbook("--limit", name, "--tags", "selfcheck", "-e", json.dumps(
+            dict(verified, opengram_selfcheck_local_ca_root=NOT_THE_LOCAL_ROOT, opengram_selfcheck_timeout=2)))
+        text = flat(output(wrong_run))
+        assert wrong_run.returncode != 0, text[-4000:]
+        assert "(opengram_tls_mode internal: the certificate is checked against Caddy" in text, text[-4000:]
+        assert "does not chain to the root %s" % NOT_THE_LOCAL_ROOT in text, text[-4000:]
+        assert "for ACME errors" not in text and "reachable from the ACME CA" not in text, text[-4000:]
+    finally:
+        # Back to ACME, as the inventory declares it: Pebble's certificate again.
+        back = run_playbook("--limit", name, "--tags", "proxy,selfcheck")
+    assert back.returncode == 0, output(back)[-4000:]
+    assert "Caddy Local Authority" not in served_issuer(client, domain)
+    assert client.run("curl --silent --output /dev/null --cacert /opt/ogd-probes/pebble-root.pem https://%s/api/v1/health",
+                      domain).rc == 0
