@@ -67,6 +67,16 @@ def test_every_variable_of_every_role_is_known():
     ({"opengram_serial": "150%"}, "a percentage from 1% to 100%"),
     ({"opengram_serial": ["1", "abc"]}, "is not a batch size"),
     ({"opengram_instance_secret": "a" * 30}, "8 of them different"),
+    ({"opengram_domain_aliases": "www.chat.example.com"}, "opengram_domain_aliases='www.chat.example.com' is not a list"),
+    ({"opengram_domain_aliases": ["www.chat.example.com", "bad_name!"]},
+     "opengram_domain_aliases=['www.chat.example.com', 'bad_name!']: 'bad_name!' is not a valid DNS name. List the "
+     "fully qualified names that should redirect to opengram_domain, e.g. opengram_domain_aliases: "
+     "[www.chat.example.com]"),
+    ({"opengram_domain_aliases": ["localhost"]}, "'localhost' is not a valid DNS name"),
+    ({"opengram_domain_aliases": ["Chat.Example.com"]},
+     "opengram_domain_aliases=['Chat.Example.com'] lists opengram_domain='chat.example.com' itself. Remove it"),
+    ({"opengram_domain_aliases": ["www.chat.example.com", "WWW.chat.example.com"]},
+     "lists 'www.chat.example.com' more than once (names are compared without case). List each name once."),
 ])
 def test_each_bad_value_is_named_with_its_fix(values, change, expected):
     values.update(change)
@@ -106,6 +116,11 @@ def test_offsite_and_schedule_input(values, change, expected):
     values.update(change)
     problems = checks.opengram_input_problems(values)
     assert any(expected in p for p in problems), problems
+
+
+def test_aliases_of_the_domain_pass(values):
+    values["opengram_domain_aliases"] = ["www.chat.example.com", "Chat.Example.org"]
+    assert checks.opengram_input_problems(values) == []
 
 
 def test_a_complete_sftp_repository_passes(values):
