@@ -134,14 +134,16 @@ def pytest_collection_modifyitems(items):
 
 def pytest_generate_tests(metafunc):
     """`app` runs a check on every Opengram host; `nginx_app` / `caddy_app` only
-    on the hosts behind that proxy, `alias_app` only on the hosts with
-    opengram_domain_aliases (none in a scenario: reported as skipped)."""
+    on the hosts behind that proxy, `alias_app` / `nginx_alias_app` only on the
+    hosts with opengram_domain_aliases (behind nginx) (none in a scenario:
+    reported as skipped)."""
     facts = None
-    for fixture, proxy in (("app", None), ("nginx_app", "nginx"), ("caddy_app", "caddy"), ("alias_app", None)):
+    for fixture, proxy in (("app", None), ("nginx_app", "nginx"), ("caddy_app", "caddy"), ("alias_app", None),
+                           ("nginx_alias_app", "nginx")):
         if fixture in metafunc.fixturenames:
             facts = facts or ansible_json("opengram", _FACTS)
             hosts = sorted(h for h, f in facts.items() if proxy in (None, f["proxy"])
-                           and (fixture != "alias_app" or f["aliases"]))
+                           and ("alias" not in fixture or f["aliases"]))
             metafunc.parametrize(fixture, hosts, scope="session")
 
 

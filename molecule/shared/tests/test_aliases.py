@@ -4,9 +4,18 @@ valid for the alias (behind nginx the site's one certificate, which lists the
 domain and every alias; Caddy gets one per name from the same CA) and sends every
 request to the same path and query under https://<opengram_domain> (301/308);
 http://<alias> goes to https:// first. Only hosts with aliases run these checks
-(alias_app, conftest.py): elsewhere they are reported as skipped."""
+(alias_app, conftest.py): elsewhere they are reported as skipped.
 
-from conftest import PEBBLE_ROOT
+Behind nginx, the name list changes both ways on the live host: an alias taken
+away, then added again. Each time certbot re-issues the one certificate for the
+new list, and an added name's ACME challenge must reach the webroot through the
+existing site first (the nginx role's bootstrap writes the site's new names
+before the certbot role asks)."""
+
+import json
+
+from conftest import PEBBLE_ROOT, Site, run_playbook, wait_for
+from playbook import output
 
 PATH = "/chats/some-chat?x=1&y=two"
 REDIRECT = (301, 308)
@@ -76,3 +85,21 @@ def test_a_write_to_an_alias_is_redirected_with_308(alias_site):
                            "https://%s/api/v1/chats" % alias)
         assert result.rc == 0, result.stderr
         assert result.stdout == "308 https://%s/api/v1/chats" % site.domain, (alias, result.stdout)
+
+
+def test_nginx_reissues_the_one_certificate_when_an_alias_goes_and_comes_back(nginx_alias_app, deployment, clients):
+    """(Caddy takes each name on its own, a certificate per name: nothing to re-issue.)"""
+    site = Site(nginx_alias_app, deployment[nginx_alias_app], clients[0], clients[1])
+    without = run_playbook("--limit", site.name, "-e", json.dumps({"opengram_domain_aliases": []}))
+    assert without.returncode == 0, output(without, 4000)
+    # nginx reloads gracefully: its new workers serve the new certificate within moments.
+    wait_for(lambda: served_certificate(site, site.domain)[1] == {site.domain}, 15,
+             "the domain's certificate without the alias")
+    # Back to the inventory's aliases: the site answers the new names' challenges, the
+    # certificate covers them again, and they redirect as before.
+    back = run_playbook("--limit", site.name)
+    assert back.returncode == 0, output(back, 4000)
+    wait_for(lambda: served_certificate(site, site.domain)[1] == {site.domain, *site.aliases}, 15,
+             "the domain's certificate with the alias again")
+    test_each_alias_has_a_certificate_valid_for_its_name(site)
+    test_each_alias_redirects_to_the_same_path_and_query_on_the_domain(site)
