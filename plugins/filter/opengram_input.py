@@ -176,6 +176,45 @@ BOOL_WORDS = {"true", "false", "yes", "no", "on", "off", "1", "0"}
 MIN_SECRET_LENGTH = 16
 
 
+# The deploy play of playbooks/opengram.yml sets some proxy role inputs from the
+# opengram_* values in its `vars:`, which outrank the inventory: an inventory's
+# own value of one of them would be ignored without a word, so it is refused
+# (the site's names are not among them: the proxy roles' defaults derive them,
+# and an inventory's value wins).
+DEPLOY_PLAY = Path(__file__).resolve().parents[2] / "playbooks" / "opengram.yml"
+DEPLOY_PLAY_NAME = "Deploy Opengram behind its reverse proxy"
+
+
+@functools.lru_cache(maxsize=None)
+def _play_set():
+    """{variable: its template} of the deploy play's `vars:` ({} without the playbook)."""
+    import yaml
+
+    try:
+        plays = yaml.safe_load(DEPLOY_PLAY.read_text()) or []
+    except OSError:
+        return {}
+    for play in plays:
+        if isinstance(play, dict) and play.get("name") == DEPLOY_PLAY_NAME:
+            return {name: str(value) for name, value in (play.get("vars") or {}).items()}
+    return {}
+
+
+def _play_set_problems(values):
+    problems = []
+    for name, template in sorted(_play_set().items()):
+        # The role's own default (a role's defaults among the values) is no inventory value.
+        if name not in values or values[name] == _specs().get(name, {}).get("default"):
+            continue
+        shown = name if _specs().get(name, {}).get("no_log") else "%s=%r" % (name, values[name])
+        sources = sorted(set(re.findall(r"\bopengram_[a-z_]+", template)) - OUTPUTS)
+        problems.append("%s is set by the playbook (playbooks/opengram.yml: %s: %s), which outranks the inventory: "
+                        "this value would be ignored. Remove it%s." % (
+                            shown, name, template.strip(),
+                            " and set %s instead" % " or ".join(sources) if sources else ""))
+    return problems
+
+
 @functools.lru_cache(maxsize=None)
 def _system_dirs():
     """SYSTEM_DIRS and every role's __<role>_system_dirs (vars/main.yml)."""
@@ -517,6 +556,7 @@ def opengram_input_problems(values, listeners=None):
     problems.extend(_owned_problems(values))
     problems.extend(_entries_problems(values))
     problems.extend(_alias_problems(values))
+    problems.extend(_play_set_problems(values))
     problems.extend(_offsite_problems(values))
     problems.extend(_login_ban_problems(values))
     problems.extend(_alert_problems(values))
