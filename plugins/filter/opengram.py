@@ -26,8 +26,9 @@ def _dns_name_matches(pattern, name):
 
 
 def opengram_tls_pair_problems(certificate, key, domain, certificate_var="opengram_tls_certificate",
-                               key_var="opengram_tls_certificate_key"):
-    """What is wrong with a PEM certificate (chain) and private key meant for `domain`.
+                               key_var="opengram_tls_certificate_key", aliases=None):
+    """What is wrong with a PEM certificate (chain) and private key meant for `domain`
+    and its `aliases` (opengram_domain_aliases: the nginx site serves them on it too).
 
     Returns a list of messages (empty: usable). Each names the variable, shows
     what was found (subject, names, public key fingerprints: never key
@@ -82,6 +83,13 @@ def opengram_tls_pair_problems(certificate, key, domain, certificate_var="opengr
             "%s (subject %s, DNS names %s) does not cover opengram_domain='%s': browsers would refuse it. "
             "Give a certificate whose subjectAltName includes %s."
             % (certificate_var, subject, ", ".join(names) or "none", domain, domain))
+    uncovered = [str(a) for a in (aliases if isinstance(aliases, (list, tuple)) else [])
+                 if not any(_dns_name_matches(name, str(a)) for name in names)]
+    if uncovered:
+        problems.append(
+            "%s (subject %s, DNS names %s) does not cover opengram_domain_aliases %s: browsers would refuse "
+            "those names. Give a certificate whose subjectAltName includes them too, or remove them from "
+            "opengram_domain_aliases." % (certificate_var, subject, ", ".join(names) or "none", uncovered))
     not_after = getattr(cert, "not_valid_after_utc", None) or cert.not_valid_after.replace(tzinfo=datetime.timezone.utc)
     if not_after < datetime.datetime.now(datetime.timezone.utc):
         problems.append(

@@ -180,6 +180,45 @@ BOOL_WORDS = {"true", "false", "yes", "no", "on", "off", "1", "0"}
 MIN_SECRET_LENGTH = 16
 
 
+# The deploy play of playbooks/opengram.yml sets some proxy role inputs from the
+# opengram_* values in its `vars:`, which outrank the inventory: an inventory's
+# own value of one of them would be ignored without a word, so it is refused
+# (the site's names are not among them: the proxy roles' defaults derive them,
+# and an inventory's value wins).
+DEPLOY_PLAY = Path(__file__).resolve().parents[2] / "playbooks" / "opengram.yml"
+DEPLOY_PLAY_NAME = "Deploy Opengram behind its reverse proxy"
+
+
+@functools.lru_cache(maxsize=None)
+def _play_set():
+    """{variable: its template} of the deploy play's `vars:` ({} without the playbook)."""
+    import yaml
+
+    try:
+        plays = yaml.safe_load(DEPLOY_PLAY.read_text()) or []
+    except OSError:
+        return {}
+    for play in plays:
+        if isinstance(play, dict) and play.get("name") == DEPLOY_PLAY_NAME:
+            return {name: str(value) for name, value in (play.get("vars") or {}).items()}
+    return {}
+
+
+def _play_set_problems(values):
+    problems = []
+    for name, template in sorted(_play_set().items()):
+        # The role's own default (a role's defaults among the values) is no inventory value.
+        if name not in values or values[name] == _specs().get(name, {}).get("default"):
+            continue
+        shown = name if _specs().get(name, {}).get("no_log") else "%s=%r" % (name, values[name])
+        sources = sorted(set(re.findall(r"\bopengram_[a-z_]+", template)) - OUTPUTS)
+        problems.append("%s is set by the playbook (playbooks/opengram.yml: %s: %s), which outranks the inventory: "
+                        "this value would be ignored. Remove it%s." % (
+                            shown, name, template.strip(),
+                            " and set %s instead" % " or ".join(sources) if sources else ""))
+    return problems
+
+
 @functools.lru_cache(maxsize=None)
 def _system_dirs():
     """SYSTEM_DIRS and every role's __<role>_system_dirs (vars/main.yml)."""
@@ -381,6 +420,38 @@ def _offsite_problems(values):
     return problems
 
 
+# A DNS name as the preflight takes opengram_domain (roles/opengram tasks/validate.yml, __dns_name),
+# compared without case: at least two labels of letters, digits and inner hyphens, 253 characters at most.
+DNS_NAME = re.compile(r"(?=.{1,253}\Z)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+\Z")
+
+
+def _alias_problems(values):
+    """opengram_domain_aliases (its type: the spec's check): each a DNS name, none the
+    domain itself, none twice."""
+    aliases = values.get("opengram_domain_aliases")
+    if not isinstance(aliases, (list, tuple)) or any(isinstance(a, (list, dict)) for a in aliases):
+        return []
+    shown = "opengram_domain_aliases=%s" % [str(a) for a in aliases]
+    domain = str(values.get("opengram_domain") or "")
+    example = "www." + (domain.lower() if DNS_NAME.match(domain.lower()) else "chat.example.com")
+    problems = []
+    bad = [str(a) for a in aliases if not DNS_NAME.match(str(a).lower())]
+    if bad:
+        problems.append("%s: %s %s. List the fully qualified names that should redirect to opengram_domain, "
+                        "e.g. opengram_domain_aliases: [%s]"
+                        % (shown, ", ".join("'%s'" % b for b in bad),
+                           "is not a valid DNS name" if len(bad) == 1 else "are not valid DNS names", example))
+    lower = [str(a).lower() for a in aliases]
+    if domain and domain.lower() in lower:
+        problems.append("%s lists opengram_domain='%s' itself. Remove it from opengram_domain_aliases: the site is "
+                        "served under opengram_domain already, the aliases are its other names." % (shown, domain))
+    twice = sorted({a for a in lower if lower.count(a) > 1})
+    if twice:
+        problems.append("%s lists %s more than once (names are compared without case). List each name once."
+                        % (shown, ", ".join("'%s'" % t for t in twice)))
+    return problems
+
+
 # The login ban (roles/fail2ban): an allow list covering everyone would mean no ban at all.
 BAN_EVERYONE = ("then no client is ever banned. List only your own ranges (office, VPN, e.g. 192.0.2.0/24), or "
                 "set opengram_login_ban: false to turn the ban off.")
@@ -488,6 +559,8 @@ def opengram_input_problems(values, listeners=None):
     problems.extend(_path_problems(values))
     problems.extend(_owned_problems(values))
     problems.extend(_entries_problems(values))
+    problems.extend(_alias_problems(values))
+    problems.extend(_play_set_problems(values))
     problems.extend(_offsite_problems(values))
     problems.extend(_login_ban_problems(values))
     problems.extend(_alert_problems(values))

@@ -71,6 +71,21 @@ def test_every_variable_of_every_role_is_known():
     ({"opengram_serial": "150%"}, "a percentage from 1% to 100%"),
     ({"opengram_serial": ["1", "abc"]}, "is not a batch size"),
     ({"opengram_instance_secret": "a" * 30}, "8 of them different"),
+    ({"caddy_acme_email": "ops@example.org"},
+     "caddy_acme_email='ops@example.org' is set by the playbook (playbooks/opengram.yml: caddy_acme_email: "
+     "{{ opengram_acme_email }}), which outranks the inventory: this value would be ignored. Remove it and set "
+     "opengram_acme_email instead."),
+    ({"nginx_upstream_port": 8080}, "Remove it and set opengram_port instead."),
+    ({"opengram_domain_aliases": "www.chat.example.com"}, "opengram_domain_aliases='www.chat.example.com' is not a list"),
+    ({"opengram_domain_aliases": ["www.chat.example.com", "bad_name!"]},
+     "opengram_domain_aliases=['www.chat.example.com', 'bad_name!']: 'bad_name!' is not a valid DNS name. List the "
+     "fully qualified names that should redirect to opengram_domain, e.g. opengram_domain_aliases: "
+     "[www.chat.example.com]"),
+    ({"opengram_domain_aliases": ["localhost"]}, "'localhost' is not a valid DNS name"),
+    ({"opengram_domain_aliases": ["Chat.Example.com"]},
+     "opengram_domain_aliases=['Chat.Example.com'] lists opengram_domain='chat.example.com' itself. Remove it"),
+    ({"opengram_domain_aliases": ["www.chat.example.com", "WWW.chat.example.com"]},
+     "lists 'www.chat.example.com' more than once (names are compared without case). List each name once."),
 ])
 def test_each_bad_value_is_named_with_its_fix(values, change, expected):
     values.update(change)
@@ -110,6 +125,24 @@ def test_offsite_and_schedule_input(values, change, expected):
     values.update(change)
     problems = checks.opengram_input_problems(values)
     assert any(expected in p for p in problems), problems
+
+
+def test_the_site_s_names_may_be_set_in_the_inventory(values):
+    """The proxy roles' defaults derive them (tests/unit/test_role_inputs.py): not refused."""
+    values.update(caddy_domain="chat.example.com", caddy_domain_aliases=[], nginx_server_names=["chat.example.com"],
+                  nginx_redirect_server_names=[], certbot_domains=["chat.example.com"])
+    assert checks.opengram_input_problems(values) == []
+
+
+def test_a_play_set_secret_is_named_not_shown(values):
+    values["caddy_basic_auth_users"] = [{"name": "alice", "hash": "$2b$10$" + "a" * 53}]
+    text = " ".join(checks.opengram_input_problems(values))
+    assert "caddy_basic_auth_users is set by the playbook" in text and "$2b$" not in text, text
+
+
+def test_aliases_of_the_domain_pass(values):
+    values["opengram_domain_aliases"] = ["www.chat.example.com", "Chat.Example.org"]
+    assert checks.opengram_input_problems(values) == []
 
 
 def test_a_complete_sftp_repository_passes(values):

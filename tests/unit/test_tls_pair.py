@@ -48,6 +48,15 @@ def test_a_wildcard_covers_one_label():
     assert "does not cover opengram_domain='a.b.example.com'" in problems(cert, key, "a.b.example.com")[0]
 
 
+def test_the_aliases_must_be_covered_too(site_pair):
+    found = problems(*site_pair, "chat.example.com", aliases=["www.chat.example.com"])
+    assert len(found) == 1 and "does not cover opengram_domain_aliases ['www.chat.example.com']" in found[0]
+    cert, key = make_pair(["chat.example.com", "www.chat.example.com"])
+    assert problems(cert, key, "chat.example.com", aliases=["www.chat.example.com"]) == []
+    # Not a list: its type check reports it, not this one.
+    assert problems(*site_pair, "chat.example.com", aliases="www.chat.example.com") == []
+
+
 def test_a_key_of_another_certificate_is_named_without_key_material(site_pair):
     _, other_key = make_pair(["chat.example.com"])
     found = problems(site_pair[0], other_key, "chat.example.com")

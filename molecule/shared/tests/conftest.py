@@ -24,6 +24,8 @@ PEBBLE_ROOT = "/opt/ogd-probes/pebble-root.pem"
 # What the checks need to know about each Opengram host, as Ansible sees it.
 _FACTS = (
     '{"domain": opengram_domain, "proxy": opengram_proxy, "version": opengram_version,'
+    # Issue 30 item 8: the site's other names (test_aliases.py).
+    ' "aliases": opengram_domain_aliases | default([]),'
     # Issue 26: what the release's name derives from (release_name below).
     ' "tarball": opengram_npm_tarball | default(""), "locks_dir": opengram_npm_locks_dir | default(""),'
     ' "token": opengram_instance_secret | default(""), "upload_max": opengram_upload_max_bytes | int,'
@@ -132,12 +134,16 @@ def pytest_collection_modifyitems(items):
 
 def pytest_generate_tests(metafunc):
     """`app` runs a check on every Opengram host; `nginx_app` / `caddy_app` only
-    on the hosts behind that proxy (none in a scenario: reported as skipped)."""
+    on the hosts behind that proxy, `alias_app` / `nginx_alias_app` only on the
+    hosts with opengram_domain_aliases (behind nginx) (none in a scenario:
+    reported as skipped)."""
     facts = None
-    for fixture, proxy in (("app", None), ("nginx_app", "nginx"), ("caddy_app", "caddy")):
+    for fixture, proxy in (("app", None), ("nginx_app", "nginx"), ("caddy_app", "caddy"), ("alias_app", None),
+                           ("nginx_alias_app", "nginx")):
         if fixture in metafunc.fixturenames:
             facts = facts or ansible_json("opengram", _FACTS)
-            hosts = sorted(h for h, f in facts.items() if proxy in (None, f["proxy"]))
+            hosts = sorted(h for h, f in facts.items() if proxy in (None, f["proxy"])
+                           and ("alias" not in fixture or f["aliases"]))
             metafunc.parametrize(fixture, hosts, scope="session")
 
 
@@ -253,6 +259,11 @@ def nginx_site(nginx_app, deployment, clients):
 @pytest.fixture(scope="session")
 def caddy_site(caddy_app, deployment, clients):
     return Site(caddy_app, deployment[caddy_app], clients[0], clients[1])
+
+
+@pytest.fixture(scope="session")
+def alias_site(alias_app, deployment, clients):
+    return Site(alias_app, deployment[alias_app], clients[0], clients[1])
 
 
 # ---- access gate (issue 11): helpers of test_access.py ------------------------------
