@@ -3,6 +3,7 @@ module_utils/opengram_probe_checks.py): how each failure is
 explained, and the SSE-buffering, 502 and redirect paths against local servers on 127.0.0.1
 (no other network)."""
 
+import contextlib
 import http.client
 import http.server
 import importlib.util
@@ -452,15 +453,9 @@ def test_url_must_be_https():
 
 # ---- TLS against a local server with a self-signed certificate ---------------------------------------
 
-@pytest.fixture(scope="module")
-def tls_server(tmp_path_factory):
-    if not shutil.which("openssl"):
-        pytest.skip("openssl is needed to make a test certificate")
-    directory = tmp_path_factory.mktemp("tls")
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
-                    "/CN=ogd-test.local", "-addext", "subjectAltName=DNS:ogd-test.local",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+@contextlib.contextmanager
+def tls_listener(cert, key):
+    """A TLS server on a free local port that completes handshakes with `cert`; yields the port."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(str(cert), str(key))
     listener = socket.create_server(("127.0.0.1", 0))
@@ -481,10 +476,25 @@ def tls_server(tmp_path_factory):
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
-    yield listener.getsockname()[1], str(cert)
-    stop.set()
-    thread.join(2)
-    listener.close()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(2)
+        listener.close()
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory):
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is needed to make a test certificate")
+    directory = tmp_path_factory.mktemp("tls")
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+                    "/CN=ogd-test.local", "-addext", "subjectAltName=DNS:ogd-test.local",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    with tls_listener(cert, key) as port:
+        yield port, str(cert)
 
 
 def handshake_problem(name, port, cafile):
@@ -551,30 +561,8 @@ def caddy_like_server(tmp_path_factory):
             "-CAcreateserial", "-extfile", "ext", "-out", "leaf.crt"]
     if subprocess.run(argv + ["-not_before", start, "-not_after", end], capture_output=True, cwd=d).returncode:
         sh(*argv, "-days", "1")
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(str(d / "leaf.crt"), str(d / "leaf.key"))
-    listener = socket.create_server(("127.0.0.1", 0))
-    stop = threading.Event()
-
-    def serve():
-        listener.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except socket.timeout:
-                continue
-            try:
-                with context.wrap_socket(conn, server_side=True):
-                    pass
-            except (ssl.SSLError, OSError):
-                conn.close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield listener.getsockname()[1], (d / "root.crt").read_text(), (d / "other.crt").read_text()
-    stop.set()
-    thread.join(2)
-    listener.close()
+    with tls_listener(d / "leaf.crt", d / "leaf.key") as port:
+        yield port, (d / "root.crt").read_text(), (d / "other.crt").read_text()
 
 
 def internal_probe(port, ca_data, **extra):
