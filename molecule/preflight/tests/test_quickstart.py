@@ -13,11 +13,12 @@ reaches the host over SSH with host keys checked (Ansible's default, which
 the inventory keeps).
 
 What the test changes, and only this:
-  - the README's placeholders become this scenario's values (PLACEHOLDERS);
-  - each `ansible-playbook` command gets one more argument, `-e @doubles.yml`:
+  - the README's placeholders become this scenario's values (`placeholders`
+    in the fixture);
+  - each `ansible-playbook` command gets one more argument, `-e @doubles.json`:
     the test doubles of every scenario (Pebble as the ACME CA instead of
-    Let's Encrypt, the offline stand-in instead of the npm registry; see
-    DOUBLES). Nothing else of the inventory new_site.py wrote is changed.
+    Let's Encrypt, the offline stand-in instead of the npm registry; written
+    by the fixture). Nothing else of the inventory new_site.py wrote is changed.
 Then a person's view: HTTPS with a certificate that chains to Pebble's root,
 the login asked for, the generated password let in; and a second run of the
 README's deploy command changes nothing.
